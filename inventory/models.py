@@ -1,0 +1,493 @@
+"""What the portal knows: discovered from the cluster, and curated by operators.
+
+Discovered rows keep *observed* columns (written only by the sync) apart from
+*operator* columns (written only in the admin). A row is keyed by the
+Kubernetes object's namespace and name, so a Helm reinstall that gives the
+object a new UID finds the same row and the operator's choices survive. Rows
+are never deleted when their object disappears: they get ``missing_since``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Source(models.TextChoices):
+    DISCOVERED = "discovered", "Discovered in the cluster"
+    MANUAL = "manual", "Added by an operator"
+
+
+class DiscoveredQuerySet(models.QuerySet):
+    def present(self) -> DiscoveredQuerySet:
+        return self.filter(missing_since__isnull=True)
+
+    def offerable(self) -> DiscoveredQuerySet:
+        """What the spawn form may offer: present (or manual) and not hidden."""
+        return self.filter(missing_since__isnull=True, hidden=False)
+
+
+class Discovered(models.Model):
+    """Columns shared by everything the sync finds."""
+
+    key = models.CharField(
+        max_length=317,
+        unique=True,
+        help_text="The id the spawn form uses: namespace:name.",
+    )
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.DISCOVERED)
+
+    # Observed: written by sync_cluster only.
+    namespace = models.CharField(max_length=63, db_index=True, blank=True)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True, help_text="UID of the Kubernetes object")
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When the object disappeared from the cluster."
+    )
+
+    # Operator-owned: never written by the sync.
+    hidden = models.BooleanField(default=False, help_text="Hidden entries are neither offered nor accepted.")
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    order = models.IntegerField(default=0, help_text="Lower comes first in the spawn form.")
+
+    objects = DiscoveredQuerySet.as_manager()
+
+    OBSERVED_FIELDS: tuple[str, ...] = ("namespace", "name", "uid", "labels", "annotations")
+
+    class Meta:
+        abstract = True
+        ordering = ("order", "key")
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.key
+
+    @property
+    def is_missing(self) -> bool:
+        return self.missing_since is not None
+
+
+class Namespace(models.Model):
+    """A Kubernetes namespace that exists (or existed) in the cluster."""
+
+    name = models.CharField(max_length=63, unique=True)
+    uid = models.CharField(max_length=64, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    OBSERVED_FIELDS: tuple[str, ...] = ("uid", "labels")
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HdfsInstance(Discovered):
+    """An HDFS deployment: a namenode Service, or an operator's manual entry."""
+
+    observed_url = models.CharField(
+        max_length=500, blank=True, help_text="hdfs://<service>.<namespace>.svc:<client-rpc port>"
+    )
+    url_override = models.CharField(
+        max_length=500, blank=True, help_text="Operator's URL; required for manual entries."
+    )
+
+    OBSERVED_FIELDS = (*Discovered.OBSERVED_FIELDS, "observed_url")
+
+    class Meta(Discovered.Meta):
+        verbose_name = "HDFS instance"
+
+    @property
+    def url(self) -> str:
+        return self.url_override or self.observed_url
+
+    def clean(self) -> None:
+        if self.source == Source.MANUAL and not self.url_override:
+            raise ValidationError({"url_override": "A manual HDFS instance needs a URL."})
+        if self.url_override and not self.url_override.startswith(("hdfs://", "viewfs://")):
+            raise ValidationError({"url_override": "The URL must start with hdfs:// or viewfs://."})
+
+
+class GafferGraph(Discovered):
+    """A Gaffer graph: REST API Service plus config/schema ConfigMaps and a store Secret."""
+
+    observed_url = models.CharField(max_length=500, blank=True, help_text="http://<svc>.<ns>.svc:<http port>/rest")
+    url_override = models.CharField(max_length=500, blank=True)
+    observed_description = models.TextField(blank=True, help_text="From graphConfig.json")
+    api_service = models.CharField(max_length=253, blank=True)
+    graph_config_map = models.CharField(max_length=253, blank=True)
+    graph_config_files = models.JSONField(default=dict, blank=True)
+    schema_config_map = models.CharField(max_length=253, blank=True)
+    schema_files = models.JSONField(default=dict, blank=True)
+    # Only the Secret's name: its contents are credentials and never stored here.
+    store_secret = models.CharField(max_length=253, blank=True)
+
+    OBSERVED_FIELDS = (
+        *Discovered.OBSERVED_FIELDS,
+        "observed_url",
+        "observed_description",
+        "api_service",
+        "graph_config_map",
+        "graph_config_files",
+        "schema_config_map",
+        "schema_files",
+        "store_secret",
+    )
+
+    class Meta(Discovered.Meta):
+        verbose_name = "Gaffer graph"
+
+    @property
+    def url(self) -> str:
+        return self.url_override or self.observed_url
+
+    @property
+    def summary(self) -> str:
+        return self.description or self.observed_description
+
+    @property
+    def available(self) -> bool:
+        """The original offered a graph once its store-properties Secret existed."""
+        if self.source == Source.MANUAL:
+            return bool(self.url)
+        return bool(self.store_secret) and bool(self.url)
+
+    def clean(self) -> None:
+        if self.source == Source.MANUAL and not self.url_override:
+            raise ValidationError({"url_override": "A manual Gaffer graph needs a REST API URL."})
+        if self.url_override and not self.url_override.startswith(("http://", "https://")):
+            raise ValidationError({"url_override": "The URL must start with http:// or https://."})
+
+
+class ServiceAccount(Discovered):
+    """A service account labelled for notebooks, with its AWS IAM role."""
+
+    observed_role_arn = models.CharField(max_length=2048, blank=True, help_text="eks.amazonaws.com/role-arn")
+    observed_users = models.JSONField(default=list, blank=True, help_text="hub.jupyter.org/users; empty means everyone")
+    role_arn_override = models.CharField(
+        max_length=2048, blank=True, help_text="Shown instead of the annotation's role."
+    )
+
+    OBSERVED_FIELDS = (*Discovered.OBSERVED_FIELDS, "observed_role_arn", "observed_users")
+
+    class Meta(Discovered.Meta):
+        verbose_name = "service account"
+
+    @property
+    def role_arn(self) -> str:
+        return self.role_arn_override or self.observed_role_arn
+
+    @property
+    def role_name(self) -> str:
+        return role_name_from_arn(self.role_arn)
+
+    @property
+    def role_console_url(self) -> str:
+        name = self.role_name
+        if not name:
+            return ""
+        return f"https://console.aws.amazon.com/iam/home#/roles/{name}"
+
+    def clean(self) -> None:
+        if self.role_arn_override and not self.role_arn_override.startswith("arn:"):
+            raise ValidationError({"role_arn_override": "An IAM role ARN starts with arn:"})
+
+
+def role_name_from_arn(arn: str) -> str:
+    """``arn:aws:iam::123:role/path/name`` → ``name`` (empty for anything else)."""
+    if not arn or ":role/" not in arn:
+        return ""
+    return arn.split(":role/", 1)[1].rsplit("/", 1)[-1]
+
+
+class NotebookVolume(Discovered):
+    """A PersistentVolumeClaim made for a user's notebook."""
+
+    owner_username = models.CharField(max_length=255, blank=True, db_index=True)
+    owner_servername = models.CharField(max_length=255, blank=True)
+    volume_name = models.CharField(max_length=255, blank=True)
+    capacity = models.CharField(max_length=32, blank=True)
+    phase = models.CharField(max_length=32, blank=True)
+
+    OBSERVED_FIELDS = (
+        *Discovered.OBSERVED_FIELDS,
+        "owner_username",
+        "owner_servername",
+        "volume_name",
+        "capacity",
+        "phase",
+    )
+
+    class Meta(Discovered.Meta):
+        verbose_name = "notebook volume"
+
+
+class SyncRound(models.Model):
+    """One pass of sync_cluster, so operators can see how fresh the inventory is."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full list"
+        WATCH = "watch", "Watch events"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FULL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    objects_seen = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    marked_missing = models.PositiveIntegerField(default=0)
+    returned = models.PositiveIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True, help_text="Counts by kind")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def rows_written(self) -> int:
+        return self.added + self.changed + self.marked_missing + self.returned
+
+
+# --- Curated by operators -------------------------------------------------
+
+
+class Profile(models.Model):
+    """A notebook image and what it enables (the original's profileList entry)."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    image = models.CharField(max_length=500, help_text="Notebook container image")
+    default = models.BooleanField(default=False, help_text="Preselected in the form; one at most.")
+    order = models.IntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+    enable_hdfs = models.BooleanField(default=False)
+    enable_gaffer = models.BooleanField(default=False)
+    enable_spark = models.BooleanField(default=False)
+    spark_image = models.CharField(max_length=500, blank=True)
+    spark_ingress_host = models.CharField(
+        max_length=253, blank=True, help_text="May use {{USERNAME}} and {{SERVERNAME}}"
+    )
+    spark_ingress_path = models.CharField(
+        max_length=500, blank=True, help_text="May use {{USERNAME}} and {{SERVERNAME}}"
+    )
+    kubespawner_override = models.JSONField(
+        default=dict, blank=True, help_text="Extra KubeSpawner trait values, as a JSON object."
+    )
+
+    class Meta:
+        ordering = ("order", "display_name")
+        constraints = [
+            models.UniqueConstraint(fields=["default"], condition=Q(default=True), name="one_default_profile"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.enable_spark and not self.spark_image:
+            errors["spark_image"] = "A profile that enables Spark needs a Spark image."
+        if not isinstance(self.kubespawner_override, dict):
+            errors["kubespawner_override"] = "Extra overrides must be a JSON object."
+        if self.default:
+            others = Profile.objects.filter(default=True).exclude(pk=self.pk)
+            if others.exists():
+                errors["default"] = f"'{others.first()}' is already the default profile."
+        if errors:
+            raise ValidationError(errors)
+
+    def kubespawner_overrides(self) -> dict[str, Any]:
+        return {**(self.kubespawner_override or {}), "image": self.image}
+
+
+def _positive_decimal() -> list[MinValueValidator]:
+    return [MinValueValidator(Decimal("0"))]
+
+
+class ResourcePreset(models.Model):
+    """A named size (Small, Medium, …) with the bounds custom values must stay within."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.CharField(max_length=500, blank=True)
+    default = models.BooleanField(default=False)
+    order = models.IntegerField(default=0)
+
+    cpu = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("0.25"), validators=_positive_decimal())
+    cpu_min = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("0.1"), validators=_positive_decimal()
+    )
+    cpu_max = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("4"), validators=_positive_decimal())
+    mem = models.PositiveIntegerField(default=512, help_text="MB")
+    mem_min = models.PositiveIntegerField(default=256, help_text="MB")
+    mem_max = models.PositiveIntegerField(default=16384, help_text="MB")
+    spark_cpu = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("1"), validators=_positive_decimal()
+    )
+    spark_cpu_min = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("0.1"), validators=_positive_decimal()
+    )
+    spark_cpu_max = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("4"), validators=_positive_decimal()
+    )
+    spark_mem = models.PositiveIntegerField(default=512, help_text="MB")
+    spark_mem_min = models.PositiveIntegerField(default=256, help_text="MB")
+    spark_mem_max = models.PositiveIntegerField(default=16384, help_text="MB")
+    disk = models.PositiveIntegerField(default=10, help_text="GB, for a new volume")
+    disk_min = models.PositiveIntegerField(default=1, help_text="GB")
+    disk_max = models.PositiveIntegerField(default=100, help_text="GB")
+
+    BOUNDED = ("cpu", "mem", "spark_cpu", "spark_mem", "disk")
+
+    class Meta:
+        ordering = ("order", "display_name")
+        constraints = [
+            models.UniqueConstraint(fields=["default"], condition=Q(default=True), name="one_default_preset"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        for field in self.BOUNDED:
+            low, value, high = getattr(self, f"{field}_min"), getattr(self, field), getattr(self, f"{field}_max")
+            if low is None or value is None or high is None:
+                continue
+            if low > high:
+                errors[f"{field}_min"] = f"The minimum ({low}) is above the maximum ({high})."
+            elif not low <= value <= high:
+                errors[field] = f"The value ({value}) must be between {low} and {high}."
+        if self.default:
+            others = ResourcePreset.objects.filter(default=True).exclude(pk=self.pk)
+            if others.exists():
+                errors["default"] = f"'{others.first()}' is already the default preset."
+        if errors:
+            raise ValidationError(errors)
+
+
+class NamespaceOption(models.Model):
+    """A namespace users may pick: fixed (``analytics``) or templated (``user-{username}``)."""
+
+    pattern = models.CharField(max_length=63, unique=True, help_text="A name, or a template using {username}.")
+    description = models.CharField(max_length=500, blank=True)
+    users = models.JSONField(default=list, blank=True, help_text="Usernames; empty with no groups = everyone")
+    groups = models.JSONField(default=list, blank=True, help_text="JupyterHub groups")
+    order = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ("order", "pattern")
+        verbose_name = "namespace option"
+
+    def __str__(self) -> str:
+        return self.pattern
+
+    @property
+    def templated(self) -> bool:
+        return "{username}" in self.pattern
+
+    def clean(self) -> None:
+        for field in ("users", "groups"):
+            value = getattr(self, field)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValidationError({field: "Must be a JSON list of names."})
+
+
+class AccessRule(models.Model):
+    """Who (users, JupyterHub groups, or everyone) may use what, and their ceilings.
+
+    An item that no rule names is open to everyone (as in the original). Once a
+    rule names an item, only the users and groups of the rules naming it may use it.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    everyone = models.BooleanField(default=False, help_text="Applies to every user.")
+    users = models.JSONField(default=list, blank=True)
+    groups = models.JSONField(default=list, blank=True)
+
+    profiles = models.ManyToManyField(Profile, blank=True, related_name="access_rules")
+    namespaces = models.ManyToManyField(NamespaceOption, blank=True, related_name="access_rules")
+    hdfs_instances = models.ManyToManyField(HdfsInstance, blank=True, related_name="access_rules")
+    gaffer_graphs = models.ManyToManyField(GafferGraph, blank=True, related_name="access_rules")
+    service_accounts = models.ManyToManyField(ServiceAccount, blank=True, related_name="access_rules")
+
+    max_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    max_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")
+    max_spark_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    max_spark_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")
+    max_disk = models.PositiveIntegerField(null=True, blank=True, help_text="GB")
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def applies_to(self, username: str, groups: list[str] | tuple[str, ...]) -> bool:
+        if self.everyone:
+            return True
+        return username in (self.users or []) or bool(set(groups) & set(self.groups or []))
+
+    def clean(self) -> None:
+        for field in ("users", "groups"):
+            value = getattr(self, field)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValidationError({field: "Must be a JSON list of names."})
+        if not self.everyone and not self.users and not self.groups:
+            raise ValidationError("Name at least one user or group, or tick 'everyone'.")
+
+
+class SparkDefault(models.Model):
+    """A ``spark-defaults.conf`` property every notebook's Spark config gets."""
+
+    key = models.CharField(max_length=200, unique=True)
+    value = models.CharField(max_length=2000)
+    order = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ("order", "key")
+        verbose_name = "Spark default"
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.value}"
+
+    def clean(self) -> None:
+        if not self.key.startswith("spark.") or any(c.isspace() for c in self.key):
+            raise ValidationError({"key": "A Spark property starts with 'spark.' and has no spaces."})
+        if "\n" in self.value or "\r" in self.value:
+            raise ValidationError({"value": "A value is one line."})

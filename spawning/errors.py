@@ -1,0 +1,45 @@
+"""Every error the hub API returns is JSON naming the field and the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from kube.client import KubeError, KubeForbidden, KubeUnavailable
+
+
+class ChoiceRefused(APIException):
+    """A choice the user may not make; reported against its form field."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__({field: [reason]})
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, KubeError):
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+        if isinstance(exc, KubeForbidden):
+            message = f"The portal is not allowed to do this in the cluster: {exc}"
+        elif isinstance(exc, KubeUnavailable):
+            message = f"The Kubernetes API is unavailable; try again shortly. ({exc})"
+        else:
+            message = f"The cluster refused a change: {exc}"
+        return Response({"error": "cluster_unavailable", "detail": message}, status=code)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and "detail" in data and len(data) == 1:
+        response.data = {"error": getattr(exc, "default_code", "error"), "detail": str(data["detail"])}
+    elif isinstance(data, dict | list):
+        response.data = {"error": "invalid", "fields": data}
+    return response
