@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from optionsportal.env import envbool, envfloat, envint, envlist, envsecret
+from optionsportal.logs import install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "optionsportal.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -151,21 +153,32 @@ KUBE_REQUEST_TIMEOUT = envfloat("KUBE_REQUEST_TIMEOUT", 10.0)
 KUBE_FIELD_MANAGER = envsecret("KUBE_FIELD_MANAGER") or "options-portal"
 
 SYNC_INTERVAL = envfloat("SYNC_INTERVAL", 300.0)
+# /readyz?sync=1 (the sync worker's probe) fails when the last completed round is older than this.
+SYNC_MAX_AGE_SECONDS = envint("SYNC_MAX_AGE_SECONDS", 900)
 # How long a notebook may be gone before the sweep deletes what we made for it.
 SWEEP_GRACE_SECONDS = envint("SWEEP_GRACE_SECONDS", 3600)
 
 LOG_LEVEL = (envsecret("LOG_LEVEL") or "INFO").upper()
+# JSON lines for log collectors; plain text for a person at a terminal.
+LOG_FORMAT = (envsecret("LOG_FORMAT") or ("plain" if DEBUG else "json")).lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "optionsportal.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "kubernetes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
 }
+
+install_record_factory()
 
 if OPTIONS_PORTAL_ALLOW_ANONYMOUS_HUB:
     logging.getLogger("optionsportal").warning(

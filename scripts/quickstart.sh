@@ -49,4 +49,4 @@ cat <<MSG
   Stop with Ctrl-C.
 
 MSG
-exec .venv/bin/gunicorn optionsportal.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
+BIND="127.0.0.1:$PORT" exec .venv/bin/gunicorn optionsportal.wsgi:application --config gunicorn.conf.py

@@ -1,0 +1,26 @@
+"""gunicorn settings for the portal's web process (override any with GUNICORN_CMD_ARGS)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# A hub waits on /prespawn; give in-flight requests time to finish on SIGTERM.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+accesslog = None  # the request middleware logs each request as a JSON line
+errorlog = "-"
+
+# Request counters live in each worker; prometheus_client's multiprocess mode
+# adds them up across workers for /metrics.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optionsportal-metrics-")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
