@@ -13,6 +13,13 @@ graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = None  # the request middleware logs each request as a JSON line
 errorlog = "-"
+# The pod's root filesystem is read-only and nothing here uses gunicorn's control interface.
+control_socket_disable = True
+# Heartbeat files in memory: the root filesystem is read-only and /tmp may be slow disk.
+worker_tmp_dir = os.environ.get(
+    "GUNICORN_WORKER_TMP_DIR",
+    "/dev/shm" if os.path.isdir("/dev/shm") else None,  # noqa: S108 - a tmpfs, not a shared temp path
+)
 
 # Request counters live in each worker; prometheus_client's multiprocess mode
 # adds them up across workers for /metrics.

@@ -6,6 +6,8 @@
 #   scripts/test-kube.sh start DIR    start a cluster whose state lives in DIR;
 #                                     writes DIR/kubeconfig and DIR/env
 #   scripts/test-kube.sh stop DIR     stop it (controller-manager, apiserver, etcd)
+#   scripts/test-kube.sh restart-apiserver DIR
+#                                     start a stopped apiserver again (outage tests)
 set -euo pipefail
 
 KUBE_PREFIX="${KUBE_PREFIX:-/opt/optionsportal-kube}"
@@ -179,7 +181,7 @@ KC
 
   "$BIN/kube-controller-manager" \
     --kubeconfig "$dir/kubeconfig" \
-    --controllers namespace,serviceaccount,serviceaccount-token,garbagecollector \
+    --controllers namespace,serviceaccount,serviceaccount-token,garbagecollector,pvc-protection \
     --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" \
     --root-ca-file "$pki/ca.crt" \
@@ -217,9 +219,54 @@ cmd_stop() {
   stop_pid "$dir/etcd.pid"
 }
 
+# Start the apiserver of a running cluster again after it was stopped (the fault
+# tests kill it to play an outage), on the same port, etcd and credentials, so
+# clients holding the old kubeconfig reconnect. Keep the flags in step with cmd_start.
+cmd_restart_apiserver() {
+  local dir="${1:?state directory}"
+  dir=$(cd "$dir" && pwd)
+  local pki="$dir/pki"
+  stop_pid "$dir/apiserver.pid"
+  local etcd_pid etcd_url server api_port token
+  etcd_pid=$(cat "$dir/etcd.pid")
+  etcd_url=$(tr '\0' '\n' < "/proc/$etcd_pid/cmdline" | grep -A1 -x -- "--listen-client-urls" | tail -1)
+  server=$(awk '/server:/{print $2; exit}' "$dir/kubeconfig")
+  api_port="${server##*:}"
+  token=$(cut -d, -f1 "$pki/tokens.csv")
+
+  "$BIN/kube-apiserver" \
+    --etcd-servers "$etcd_url" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
+    --advertise-address 127.0.0.1 \
+    --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
+    --client-ca-file "$pki/ca.crt" --token-auth-file "$pki/tokens.csv" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$pki/sa.pub" \
+    --service-account-signing-key-file "$pki/sa.key" \
+    --api-audiences https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode RBAC --anonymous-auth=false \
+    --endpoint-reconciler-type none \
+    --watch-cache=true \
+    >>"$dir/logs/apiserver.log" 2>&1 &
+  echo $! > "$dir/apiserver.pid"
+
+  for _ in $(seq 1 120); do
+    if curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" "$server/readyz" >/dev/null 2>&1; then
+      log "apiserver back at $server"
+      return 0
+    fi
+    sleep 0.25
+  done
+  log "apiserver did not become ready again; last log lines:"
+  tail -30 "$dir/logs/apiserver.log" >&2
+  exit 1
+}
+
 case "${1:-}" in
   install) cmd_install ;;
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
-  *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+  restart-apiserver) shift; cmd_restart_apiserver "$@" ;;
+  *) echo "usage: $0 install | start DIR | stop DIR | restart-apiserver DIR" >&2; exit 2 ;;
 esac

@@ -1,0 +1,541 @@
+"""Services that bring the inventory in line with the cluster.
+
+A round loads the rows it may touch, compares only observed columns with
+what the cluster shows, and writes just the difference (``bulk_update`` /
+``bulk_create``), so an unchanged cluster costs no writes. Rows whose object
+is gone get ``missing_since``; only a *successful* list may say that, so an
+apiserver outage never empties the spawn form. Rows added by operators
+(``source=manual``) and operator-owned columns are never written here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.utils import timezone
+
+from inventory.models import (
+    GafferGraph,
+    HdfsInstance,
+    Namespace,
+    NotebookVolume,
+    ServiceAccount,
+    Source,
+    SyncRound,
+)
+from kube.client import KubeError
+from kube.discovery import DEFAULT_PAGE_SIZE, EventType, Kind, KubeObject, Listing, WatchEvent, list_objects
+
+logger = logging.getLogger("optionsportal.sync")
+
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+USERS_ANNOTATION = "hub.jupyter.org/users"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+Fields = dict[str, Any]
+Desired = dict[str, Fields]
+
+
+# --- What the cluster shows ----------------------------------------------
+
+
+class ClusterState:
+    """The latest objects of every kind, as the last list plus the watch events since."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Kind, dict[tuple[str, str], KubeObject]] = {kind: {} for kind in Kind}
+        self.listed: set[Kind] = set()
+        self.list_versions: dict[Kind, int] = {}
+
+    def replace(self, listing: Listing) -> None:
+        self.objects[listing.kind] = {obj.ref: obj for obj in listing.objects}
+        self.listed.add(listing.kind)
+        self.list_versions[listing.kind] = _version(listing.resource_version)
+
+    def apply(self, kind: Kind, event: WatchEvent) -> tuple[KubeObject | None, KubeObject] | None:
+        """Record one event; returns (before, after) or None when the event is already known.
+
+        Resource versions are etcd revisions: an event no newer than the last
+        list of its kind is already part of that list, and replaying it (it may
+        have queued while a periodic resync listed) would step back in time.
+        """
+        if event.type is EventType.BOOKMARK:
+            return None
+        version = _version(event.resource_version)
+        if version and version <= self.list_versions.get(kind, 0):
+            return None
+        store = self.objects[kind]
+        before = store.get(event.object.ref)
+        if before is not None and version and version < _version(before.resource_version):
+            return None
+        if event.type is EventType.DELETED:
+            store.pop(event.object.ref, None)
+        else:
+            store[event.object.ref] = event.object
+        return before, event.object
+
+    def of(self, kind: Kind) -> Iterable[KubeObject]:
+        return self.objects[kind].values()
+
+
+def _version(resource_version: str) -> int:
+    try:
+        return int(resource_version)
+    except (TypeError, ValueError):
+        return 0
+
+
+# --- From objects to observed columns --------------------------------------
+
+
+def _instance_key(obj: KubeObject) -> str:
+    return f"{obj.namespace}:{obj.labels.get(INSTANCE_LABEL) or obj.name}"
+
+
+def _common(obj: KubeObject, name: str) -> Fields:
+    return {
+        "namespace": obj.namespace,
+        "name": name,
+        "uid": obj.uid,
+        "labels": dict(obj.labels),
+        "annotations": dict(obj.annotations),
+    }
+
+
+def _service_url(scheme: str, obj: KubeObject, port_name: str, suffix: str = "") -> str:
+    port = obj.ports.get(port_name)
+    if not port:
+        return ""
+    return f"{scheme}://{obj.name}.{obj.namespace}.svc:{port}{suffix}"
+
+
+def desired_namespaces(state: ClusterState) -> Desired:
+    return {obj.name: {"uid": obj.uid, "labels": dict(obj.labels)} for obj in state.of(Kind.NAMESPACE)}
+
+
+def desired_hdfs(state: ClusterState) -> Desired:
+    desired: Desired = {}
+    for obj in sorted(state.of(Kind.SERVICE), key=lambda o: o.ref):
+        if obj.is_hdfs_namenode():
+            desired[_instance_key(obj)] = {
+                **_common(obj, obj.labels.get(INSTANCE_LABEL) or obj.name),
+                "observed_url": _service_url("hdfs", obj, "client-rpc"),
+            }
+    return desired
+
+
+def desired_gaffer(state: ClusterState) -> Desired:
+    configs: dict[tuple[str, str], KubeObject] = {}
+    for obj in sorted(state.of(Kind.CONFIG_MAP), key=lambda o: o.ref):
+        configs[(_instance_key(obj), obj.labels.get(COMPONENT_LABEL, ""))] = obj
+    secrets = {_instance_key(obj): obj for obj in sorted(state.of(Kind.SECRET), key=lambda o: o.ref)}
+    desired: Desired = {}
+    for obj in sorted(state.of(Kind.SERVICE), key=lambda o: o.ref):
+        if not obj.is_gaffer_api():
+            continue
+        key = _instance_key(obj)
+        graph_config = configs.get((key, "graph-config"))
+        schema = configs.get((key, "schema"))
+        secret = secrets.get(key)
+        desired[key] = {
+            **_common(obj, obj.labels.get(INSTANCE_LABEL) or obj.name),
+            "observed_url": _service_url("http", obj, "http", "/rest"),
+            "observed_description": _graph_description(graph_config),
+            "api_service": obj.name,
+            "graph_config_map": graph_config.name if graph_config else "",
+            "graph_config_files": dict(graph_config.data) if graph_config else {},
+            "schema_config_map": schema.name if schema else "",
+            "schema_files": dict(schema.data) if schema else {},
+            "store_secret": secret.name if secret else "",
+        }
+    return desired
+
+
+def _graph_description(config_map: KubeObject | None) -> str:
+    if config_map is None:
+        return ""
+    try:
+        graph_config = json.loads(config_map.data.get("graphConfig.json") or "{}")
+    except ValueError:
+        return ""
+    if not isinstance(graph_config, dict):
+        return ""
+    return str(graph_config.get("description") or "")
+
+
+def desired_service_accounts(state: ClusterState) -> Desired:
+    desired: Desired = {}
+    for obj in state.of(Kind.SERVICE_ACCOUNT):
+        users = obj.annotations.get(USERS_ANNOTATION, "")
+        desired[f"{obj.namespace}:{obj.name}"] = {
+            **_common(obj, obj.name),
+            "observed_role_arn": obj.annotations.get(ROLE_ARN_ANNOTATION, ""),
+            "observed_users": [user.strip() for user in users.split(",") if user.strip()],
+        }
+    return desired
+
+
+def _owner(obj: KubeObject, key: str) -> str:
+    # Annotations hold the raw names; labels only their DNS-safe escapes.
+    return obj.annotations.get(key) or obj.labels.get(key) or ""
+
+
+def desired_volumes(state: ClusterState) -> Desired:
+    desired: Desired = {}
+    for obj in state.of(Kind.PVC):
+        desired[f"{obj.namespace}:{obj.name}"] = {
+            **_common(obj, obj.name),
+            "owner_username": _owner(obj, "hub.jupyter.org/username"),
+            "owner_servername": _owner(obj, "hub.jupyter.org/servername"),
+            "volume_name": _owner(obj, "hub.jupyter.org/volume-name"),
+            "capacity": obj.capacity,
+            "phase": obj.phase,
+        }
+    return desired
+
+
+@dataclass(frozen=True)
+class Target:
+    """One inventory model, the kinds it is built from, and how."""
+
+    name: str
+    model: type[models.Model]
+    key_field: str
+    sources: tuple[Kind, ...]
+    desired: Callable[[ClusterState], Desired]
+
+    def keys_for(self, obj: KubeObject) -> set[str]:
+        """The rows one object contributes to (used to scope watch updates)."""
+        if self.model is Namespace:
+            return {obj.name}
+        if self.model is HdfsInstance:
+            return {_instance_key(obj)} if obj.is_hdfs_namenode() else set()
+        if self.model is GafferGraph:
+            if obj.kind is Kind.SERVICE and not obj.is_gaffer_api():
+                return set()
+            return {_instance_key(obj)}
+        return {f"{obj.namespace}:{obj.name}"}
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("namespaces", Namespace, "name", (Kind.NAMESPACE,), desired_namespaces),
+    Target("hdfs", HdfsInstance, "key", (Kind.SERVICE,), desired_hdfs),
+    Target("gaffer", GafferGraph, "key", (Kind.SERVICE, Kind.CONFIG_MAP, Kind.SECRET), desired_gaffer),
+    Target("service_accounts", ServiceAccount, "key", (Kind.SERVICE_ACCOUNT,), desired_service_accounts),
+    Target("volumes", NotebookVolume, "key", (Kind.PVC,), desired_volumes),
+)
+
+
+# --- Writing the difference ------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a round did, for the SyncRound row and the console."""
+
+    added: int = 0
+    changed: int = 0
+    marked_missing: int = 0
+    returned: int = 0
+    seen: dict[str, int] = field(default_factory=dict)
+    by_target: dict[str, dict[str, int]] = field(default_factory=dict)
+    # (action, target, key) for the console.
+    changes: list[tuple[str, str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rows_written(self) -> int:
+        return self.added + self.changed + self.marked_missing + self.returned
+
+    def record(self, action: str, target: Target, key: str) -> None:
+        setattr(self, action, getattr(self, action) + 1)
+        counts = self.by_target.setdefault(target.name, {})
+        counts[action] = counts.get(action, 0) + 1
+        self.changes.append((action, target.name, key))
+
+
+def reconcile(
+    *, target: Target, desired: Mapping[str, Fields], keys: set[str] | None, now: datetime, outcome: Outcome
+) -> None:
+    """Write the difference between ``desired`` and the rows (all of them, or only ``keys``).
+
+    A row whose key is in scope but not desired is marked missing: callers
+    pass only what a successful list (or a watch since one) shows.
+    """
+    model = target.model
+    key_field = target.key_field
+    observed: tuple[str, ...] = model.OBSERVED_FIELDS  # type: ignore[attr-defined]
+    is_discovered = key_field == "key"
+    columns = [key_field, "missing_since", "last_seen", *observed]
+    if is_discovered:
+        columns.append("source")
+    rows = model.objects.only(*columns)
+    if keys is not None:
+        rows = rows.filter(**{f"{key_field}__in": list(keys)})
+    existing = {getattr(row, key_field): row for row in rows}
+
+    to_create: list[models.Model] = []
+    to_update: list[models.Model] = []
+    update_fields: set[str] = set()
+    wanted = desired if keys is None else {key: desired[key] for key in keys if key in desired}
+    for key, fields in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            extra = {"source": Source.DISCOVERED} if is_discovered else {}
+            to_create.append(model(**{key_field: key}, **fields, **extra, first_seen=now, last_seen=now))
+            outcome.record("added", target, key)
+            continue
+        if is_discovered and row.source == Source.MANUAL:  # type: ignore[attr-defined]
+            continue
+        changed = [name for name, value in fields.items() if getattr(row, name) != value]
+        came_back = row.missing_since is not None  # type: ignore[attr-defined]
+        if not changed and not came_back:
+            continue
+        for name in changed:
+            setattr(row, name, fields[name])
+        update_fields.update(changed)
+        if came_back:
+            row.missing_since = None  # type: ignore[attr-defined]
+            update_fields.add("missing_since")
+            outcome.record("returned", target, key)
+        else:
+            outcome.record("changed", target, key)
+        row.last_seen = now  # type: ignore[attr-defined]
+        update_fields.add("last_seen")
+        to_update.append(row)
+
+    for key, row in existing.items():
+        if key in wanted or row.missing_since is not None:  # type: ignore[attr-defined]
+            continue
+        if is_discovered and row.source == Source.MANUAL:  # type: ignore[attr-defined]
+            continue
+        row.missing_since = now  # type: ignore[attr-defined]
+        update_fields.add("missing_since")
+        to_update.append(row)
+        outcome.record("marked_missing", target, key)
+
+    if to_create:
+        model.objects.bulk_create(to_create, batch_size=1000)
+    if to_update:
+        model.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
+
+
+def _reconcile_full(state: ClusterState, targets: Iterable[Target], now: datetime, outcome: Outcome) -> None:
+    for target in targets:
+        if all(kind in state.listed for kind in target.sources):
+            reconcile(target=target, desired=target.desired(state), keys=None, now=now, outcome=outcome)
+
+
+# --- Rounds ----------------------------------------------------------------
+
+
+def list_cluster(*, page_size: int = DEFAULT_PAGE_SIZE) -> tuple[dict[Kind, Listing], dict[Kind, str]]:
+    """List every kind at once (the lists are I/O bound); returns listings and errors by kind."""
+    listings: dict[Kind, Listing] = {}
+    errors: dict[Kind, str] = {}
+    with ThreadPoolExecutor(max_workers=len(Kind), thread_name_prefix="sync-list") as pool:
+        futures = {kind: pool.submit(list_objects, kind, page_size=page_size) for kind in Kind}
+        for kind, future in futures.items():
+            try:
+                listings[kind] = future.result()
+            except KubeError as exc:
+                errors[kind] = str(exc)
+    return listings, errors
+
+
+def _start_round(kind: str) -> SyncRound:
+    return SyncRound.objects.create(kind=kind, status=SyncRound.Status.RUNNING, started_at=timezone.now())
+
+
+def _finish_round(sync_round: SyncRound, outcome: Outcome, *, extra: Mapping[str, Any] | None = None) -> SyncRound:
+    sync_round.finished_at = timezone.now()
+    sync_round.status = SyncRound.Status.FAILED if outcome.errors else SyncRound.Status.COMPLETED
+    sync_round.error = "\n".join(outcome.errors)
+    sync_round.objects_seen = sum(outcome.seen.values())
+    sync_round.added = outcome.added
+    sync_round.changed = outcome.changed
+    sync_round.marked_missing = outcome.marked_missing
+    sync_round.returned = outcome.returned
+    sync_round.details = {"seen": outcome.seen, "targets": outcome.by_target, **(extra or {})}
+    sync_round.save()
+    return sync_round
+
+
+def sync_full_round(
+    *, state: ClusterState | None = None, page_size: int = DEFAULT_PAGE_SIZE
+) -> tuple[SyncRound, Outcome]:
+    """List everything and bring every model in line; recorded as one SyncRound.
+
+    A kind whose list fails leaves the models built from it untouched (nothing
+    is marked missing on a failed list) and makes the round ``failed``.
+    """
+    state = state if state is not None else ClusterState()
+    sync_round = _start_round(SyncRound.Kind.FULL)
+    outcome = Outcome()
+    listings, errors = list_cluster(page_size=page_size)
+    for kind, listing in listings.items():
+        state.replace(listing)
+        outcome.seen[kind.value] = len(listing.objects)
+    # A missing kubeconfig fails every kind with the same message: say it once.
+    outcome.errors.extend(dict.fromkeys(errors[kind] for kind in Kind if kind in errors))
+    now = timezone.now()
+    with transaction.atomic():
+        _reconcile_full(state, (t for t in TARGETS if not set(t.sources) & errors.keys()), now, outcome)
+    return _finish_round(sync_round, outcome), outcome
+
+
+@dataclass(frozen=True)
+class Change:
+    """A watch event for the loop's queue."""
+
+    kind: Kind
+    event: WatchEvent
+
+
+@dataclass(frozen=True)
+class Relist:
+    """A fresh list of one kind (after 410 or a dropped watch) for the loop's queue."""
+
+    listing: Listing
+
+
+def sync_apply(*, state: ClusterState, items: Iterable[Change | Relist]) -> tuple[SyncRound | None, Outcome]:
+    """Apply watch events and relists; records a ``watch`` SyncRound only if rows were written."""
+    outcome = Outcome()
+    affected: dict[str, set[str]] = defaultdict(set)
+    relisted: set[Kind] = set()
+    events = 0
+    for item in items:
+        if isinstance(item, Relist):
+            state.replace(item.listing)
+            relisted.add(item.listing.kind)
+            outcome.seen[item.listing.kind.value] = len(item.listing.objects)
+            continue
+        applied = state.apply(item.kind, item.event)
+        if applied is None:
+            continue
+        events += 1
+        for target in TARGETS:
+            if item.kind in target.sources:
+                for obj in applied:
+                    if obj is not None:
+                        affected[target.name].update(target.keys_for(obj))
+    if not affected and not relisted:
+        return None, outcome
+    now = timezone.now()
+    with transaction.atomic():
+        for target in TARGETS:
+            if not all(kind in state.listed for kind in target.sources):
+                continue
+            if relisted & set(target.sources):
+                reconcile(target=target, desired=target.desired(state), keys=None, now=now, outcome=outcome)
+            elif affected.get(target.name):
+                reconcile(
+                    target=target, desired=target.desired(state), keys=affected[target.name], now=now, outcome=outcome
+                )
+    if not outcome.rows_written:
+        return None, outcome
+    sync_round = SyncRound(kind=SyncRound.Kind.WATCH, started_at=now)
+    extra = {"events": events, "relisted": sorted(kind.value for kind in relisted)}
+    return _finish_round(sync_round, outcome, extra=extra), outcome
+
+
+# --- One writer at a time --------------------------------------------------
+
+# pg advisory locks take a bigint; a fixed hash keeps it stable across releases.
+WRITER_LOCK_KEY = zlib.crc32(b"optionsportal.sync_cluster")
+
+
+class WriterLock:
+    """PostgreSQL session advisory lock on a connection of its own.
+
+    The lock lives as long as that connection, so a crashed writer frees it
+    and a standby replica takes over. SQLite has no such lock (and is only for
+    development): there the lock always succeeds, with a log line saying so.
+    """
+
+    def __init__(self, *, alias: str = DEFAULT_DB_ALIAS) -> None:
+        self.alias = alias
+        self._connection: Any = None
+        self._held = False
+        self._mutex = threading.Lock()
+
+    @property
+    def supported(self) -> bool:
+        return connections[self.alias].vendor == "postgresql"
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def acquire(self) -> bool:
+        with self._mutex:
+            if self._held:
+                return True
+            if not self.supported:
+                logger.info(
+                    "no writer lock on %s: assuming this is the only sync process", connections[self.alias].vendor
+                )
+                self._held = True
+                return True
+            if self._connection is None:
+                self._connection = connections.create_connection(self.alias)
+            with self._connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [WRITER_LOCK_KEY])
+                self._held = bool(cursor.fetchone()[0])
+            if not self._held:
+                self._close()
+            return self._held
+
+    def still_held(self) -> bool:
+        """False when the lock's connection was lost (then another process may write)."""
+        with self._mutex:
+            if not self._held or self._connection is None:
+                return self._held
+            try:
+                with self._connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                        " AND objid::bigint = %s AND granted",
+                        [WRITER_LOCK_KEY],
+                    )
+                    self._held = bool(cursor.fetchone()[0])
+            except Exception:  # noqa: BLE001 - any failure means the session (and lock) is gone
+                logger.warning("lost the writer lock's database connection")
+                self._held = False
+            if not self._held:
+                self._close()
+            return self._held
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._connection is not None and self._held:
+                try:
+                    with self._connection.cursor() as cursor:
+                        cursor.execute("SELECT pg_advisory_unlock(%s)", [WRITER_LOCK_KEY])
+                except Exception:  # noqa: BLE001 - closing the session frees the lock anyway
+                    logger.warning("could not unlock the writer lock; closing its connection")
+            self._held = False
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
