@@ -9,6 +9,7 @@ are never deleted when their object disappears: they get ``missing_since``.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -104,7 +105,7 @@ class HdfsInstance(Discovered):
     """An HDFS deployment: a namenode Service, or an operator's manual entry."""
 
     observed_url = models.CharField(
-        max_length=500, blank=True, help_text="hdfs://<service>.<namespace>.svc:<client-rpc port>"
+        max_length=500, blank=True, help_text="hdfs://SERVICE.NAMESPACE.svc:PORT (the port named client-rpc)"
     )
     url_override = models.CharField(
         max_length=500, blank=True, help_text="Operator's URL; required for manual entries."
@@ -129,7 +130,9 @@ class HdfsInstance(Discovered):
 class GafferGraph(Discovered):
     """A Gaffer graph: REST API Service plus config/schema ConfigMaps and a store Secret."""
 
-    observed_url = models.CharField(max_length=500, blank=True, help_text="http://<svc>.<ns>.svc:<http port>/rest")
+    observed_url = models.CharField(
+        max_length=500, blank=True, help_text="http://SERVICE.NAMESPACE.svc:PORT/rest (the port named http)"
+    )
     url_override = models.CharField(max_length=500, blank=True)
     observed_description = models.TextField(blank=True, help_text="From graphConfig.json")
     api_service = models.CharField(max_length=253, blank=True)
@@ -322,6 +325,9 @@ class Profile(models.Model):
         errors: dict[str, str] = {}
         if self.enable_spark and not self.spark_image:
             errors["spark_image"] = "A profile that enables Spark needs a Spark image."
+        if self.spark_ingress_path and not self.spark_ingress_path.startswith("/"):
+            # The apiserver rejects an Ingress whose path is not absolute, failing the spawn.
+            errors["spark_ingress_path"] = "An ingress path starts with /."
         if not isinstance(self.kubespawner_override, dict):
             errors["kubespawner_override"] = "Extra overrides must be a JSON object."
         if self.default:
@@ -426,6 +432,16 @@ class NamespaceOption(models.Model):
             value = getattr(self, field)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValidationError({field: "Must be a JSON list of names."})
+        # Anything but a DNS label once {username} is filled in names a namespace that
+        # can never exist, so the option would silently never be offered.
+        sample = self.pattern.replace("{username}", "user")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", sample):
+            raise ValidationError(
+                {
+                    "pattern": "A namespace name is lower-case letters, digits and '-', starting and ending "
+                    "alphanumeric; the only placeholder is {username}."
+                }
+            )
 
 
 class AccessRule(models.Model):
@@ -470,6 +486,13 @@ class AccessRule(models.Model):
                 raise ValidationError({field: "Must be a JSON list of names."})
         if not self.everyone and not self.users and not self.groups:
             raise ValidationError("Name at least one user or group, or tick 'everyone'.")
+        errors = {
+            field: "A ceiling must be above zero."
+            for field in ("max_cpu", "max_mem", "max_spark_cpu", "max_spark_mem", "max_disk")
+            if getattr(self, field) is not None and getattr(self, field) <= 0
+        }
+        if errors:
+            raise ValidationError(errors)
 
 
 class SparkDefault(models.Model):

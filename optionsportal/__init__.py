@@ -1,0 +1,3 @@
+"""Options Portal: the configuration portal beside JupyterHub."""
+
+__version__ = "0.1.0"

@@ -53,6 +53,17 @@ psql "${DATABASE_URL%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname
 # --- Kubernetes ---------------------------------------------------------
 scripts/test-kube.sh install
 
+# --- JupyterHub's proxy (hub end-to-end tests) ---------------------------
+CHP_VERSION=5.3.0
+if [[ "$(.hubtest/node_modules/.bin/configurable-http-proxy --version 2>/dev/null)" != "$CHP_VERSION" ]]; then
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  log "installing configurable-http-proxy $CHP_VERSION into .hubtest/"
+  npm install --prefix .hubtest --no-audit --no-fund --loglevel=error "configurable-http-proxy@$CHP_VERSION"
+fi
+
 # --- Checks and tests ---------------------------------------------------
 export DEBUG=true SECRET_KEY=test-only-secret-key
 export OPTIONSPORTAL_REQUIRE_SERVICES=true

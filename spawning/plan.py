@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,5 @@ class SpawnPlan:
     gaffer: GafferChoice | None = None
     spark: SparkChoice | None = None
     groups: tuple[str, ...] = field(default=())
+    # The profile's extra KubeSpawner trait values, passed to the hub as they are.
+    kubespawner_override: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -18,6 +18,7 @@ from inventory.models import SyncRound
 from inventory.sync import Change, ClusterState, Outcome, Relist, WriterLock, sync_apply, sync_full_round
 from kube.client import KubeError, KubeGone
 from kube.discovery import DEFAULT_PAGE_SIZE, EventType, Kind, Listing, WatchEvent, list_objects, watch_objects
+from spawning.cleanup import sweep_orphans
 
 logger = logging.getLogger("optionsportal.sync")
 
@@ -113,6 +114,7 @@ class SyncLoop:
         report: Callable[[str], None] | None = None,
         lock: WriterLock | None = None,
         watch: WatchFn = watch_objects,
+        sweep_grace_seconds: int | None = None,
     ) -> None:
         self.interval = interval
         self.stop = stop or threading.Event()
@@ -127,6 +129,7 @@ class SyncLoop:
         self.next_full_round = 0.0
         self.failures = 0
         self.lost_lock = False
+        self.sweep_grace_seconds = sweep_grace_seconds
 
     def run(self) -> None:
         try:
@@ -193,8 +196,27 @@ class SyncLoop:
         else:
             self.failures = 0
             delay = self.interval
+            self.sweep()
         self.next_full_round = time.monotonic() + delay
         self.ensure_watchers()
+
+    def sweep(self) -> None:
+        """Delete what /prespawn made for notebooks gone longer than the grace period.
+
+        It runs in the writer only, once per successful full round, so several
+        replicas never sweep at once; a failure is reported and retried next round.
+        """
+        if self.sweep_grace_seconds is None:
+            return
+        try:
+            swept = sweep_orphans(grace_seconds=self.sweep_grace_seconds)
+        except KubeError as exc:
+            self.report(f"orphan sweep failed, will retry next round: {exc}")
+            return
+        if swept:
+            self.report(f"orphan sweep deleted {len(swept)} objects")
+            for ref in swept[:MAX_CHANGE_LINES]:
+                self.report(f"  x {ref.kind} {ref.namespace}/{ref.name}")
 
     def ensure_watchers(self) -> None:
         """One watcher per listed kind, started from that list's version; never two."""
@@ -268,6 +290,7 @@ class Command(BaseCommand):
             page_size=options["page_size"],
             report=self.stdout.write,
             lock=lock,
+            sweep_grace_seconds=settings.SWEEP_GRACE_SECONDS,
         )
         loop.run()
         if loop.lost_lock:

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inventory.importer import ConfigImportError, config_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import the original options server's YAML files (profiles.yaml, hdfs.yaml, graphs.yaml, "
+        "namespaces.yaml, spark-defaults.yaml) from DIR. All or nothing; running it twice changes nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", metavar="DIR", type=Path, help="Folder holding the original's conf/ files")
+        parser.add_argument("--dry-run", action="store_true", help="Check and report, then roll everything back")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            report = config_import(directory=options["directory"], dry_run=options["dry_run"])
+        except ConfigImportError as exc:
+            raise CommandError(f"Nothing imported: {exc}") from exc
+        for line in report.lines():
+            style = self.style.WARNING if line.startswith("Warning") else (lambda text: text)
+            self.stdout.write(style(line))
+        self.stdout.write(self.style.SUCCESS("Import checked." if report.dry_run else "Import done."))

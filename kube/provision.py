@@ -1,0 +1,355 @@
+"""Server-side apply, reads, lists and deletes for the objects /prespawn makes.
+
+Everything here takes and returns plain data. Calls for several objects run in a
+small shared thread pool, so a /prespawn that makes eight objects costs about one
+apiserver round trip, not eight. Replies are read as raw JSON
+(``_preload_content=False``): the objects are handed on as dicts, and it skips the
+client's strict model parsing, which is both slow and fussy about fields.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from django.conf import settings
+from kubernetes import client
+
+from kube.client import KubeError, KubeNotFound, KubeUnavailable, api_client, request_timeout, translate
+
+T = TypeVar("T")
+
+CONFIG_MAP = "ConfigMap"
+SECRET = "Secret"  # noqa: S105 - a kind name, not a password
+SERVICE = "Service"
+INGRESS = "Ingress"
+# What /prespawn may make, and so what cleanup looks through.
+KINDS: tuple[str, ...] = (CONFIG_MAP, SECRET, SERVICE, INGRESS)
+
+_APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+_MAX_WORKERS = 16
+_APPLY_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """Which object: enough to find it again, to record it and to delete it."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+
+@dataclass(frozen=True)
+class AppliedObject:
+    """The outcome of one apply; ``created`` is true when the object did not exist before (HTTP 201)."""
+
+    ref: ObjectRef
+    created: bool
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What a batch of applies did: the ones that worked and the ones that did not."""
+
+    applied: list[AppliedObject]
+    failed: list[tuple[ObjectRef, KubeError]]
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A ConfigMap's or Secret's payload, as stored (Secret data stays base64)."""
+
+    ref: ObjectRef
+    data: Mapping[str, str]
+    binary_data: Mapping[str, str] = field(default_factory=dict)
+    secret_type: str = ""
+
+
+@dataclass(frozen=True)
+class LabelledObject:
+    """An object found by label selector, with what cleanup decides on."""
+
+    ref: ObjectRef
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod found by label selector."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _KindApi:
+    api: Callable[[client.ApiClient], Any]
+    suffix: str  # the typed client's method suffix: patch_namespaced_<suffix>, …
+    list_all: str
+
+
+_KIND_APIS: dict[str, _KindApi] = {
+    CONFIG_MAP: _KindApi(client.CoreV1Api, "config_map", "list_config_map_for_all_namespaces"),
+    SECRET: _KindApi(client.CoreV1Api, "secret", "list_secret_for_all_namespaces"),
+    SERVICE: _KindApi(client.CoreV1Api, "service", "list_service_for_all_namespaces"),
+    INGRESS: _KindApi(client.NetworkingV1Api, "ingress", "list_ingress_for_all_namespaces"),
+}
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    # Made on first use, not at import, so a forking server (gunicorn) never
+    # inherits a pool whose threads do not exist in the child.
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="kube-provision")
+        return _pool
+
+
+def run_concurrently(calls: Sequence[Callable[[], T]]) -> list[T | KubeError]:
+    """Run calls side by side; each result is its value or the KubeError it raised.
+
+    Not to be called from inside one of the calls: a pooled task waiting on the
+    same pool could starve it when many requests arrive at once.
+    """
+    if not calls:
+        return []
+    if len(calls) == 1:
+        return [_capture(calls[0])]
+    return list(_executor().map(_capture, calls))
+
+
+def _capture(call: Callable[[], T]) -> T | KubeError:
+    try:
+        return call()
+    except KubeError as exc:
+        return exc
+
+
+def _kind_api(kind: str) -> tuple[_KindApi, Any]:
+    try:
+        spec = _KIND_APIS[kind]
+    except KeyError:
+        raise KubeError(f"{kind} is not a kind the portal manages") from None
+    return spec, spec.api(api_client())
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data or b"null")
+
+
+def ref_of(manifest: Mapping[str, Any]) -> ObjectRef:
+    metadata = manifest["metadata"]
+    return ObjectRef(kind=manifest["kind"], namespace=metadata["namespace"], name=metadata["name"])
+
+
+def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
+    """Create or update one object with server-side apply under our field manager."""
+    ref = ref_of(manifest)
+    spec, api = _kind_api(ref.kind)
+    patch = getattr(api, f"patch_namespaced_{spec.suffix}")
+    for attempt in range(_APPLY_ATTEMPTS):
+        try:
+            response = patch(
+                ref.name,
+                ref.namespace,
+                dict(manifest),
+                field_manager=settings.KUBE_FIELD_MANAGER,
+                force=True,
+                _content_type=_APPLY_CONTENT_TYPE,
+                _preload_content=False,
+                _request_timeout=request_timeout(),
+            )
+            body = _json(response)
+        except Exception as exc:
+            error = translate(exc, f"applying {ref.kind} {ref.namespace}/{ref.name}")
+            # With force=True there are no field-ownership conflicts: a 409 means another
+            # apply of the same object won the race (1.20 answers so for Services), and
+            # applying again on top of it is safe and converges.
+            if error.status == 409 and attempt + 1 < _APPLY_ATTEMPTS:
+                continue
+            raise error from exc
+        return AppliedObject(ref=ref, created=response.status == 201, body=body)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def apply_objects(manifests: Sequence[Mapping[str, Any]]) -> ApplyOutcome:
+    """Apply every manifest concurrently; never raises, reports per object instead."""
+    results = run_concurrently([lambda m=manifest: apply_object(m) for manifest in manifests])
+    applied: list[AppliedObject] = []
+    failed: list[tuple[ObjectRef, KubeError]] = []
+    for manifest, result in zip(manifests, results, strict=True):
+        if isinstance(result, KubeError):
+            failed.append((ref_of(manifest), result))
+        else:
+            applied.append(result)
+    return ApplyOutcome(applied=applied, failed=failed)
+
+
+def read_config_source(ref: ObjectRef) -> ConfigSource:
+    """A ConfigMap's or Secret's data; KubeNotFound when it is gone."""
+    if ref.kind not in (CONFIG_MAP, SECRET):
+        raise KubeError(f"only ConfigMaps and Secrets hold files, not {ref.kind}")
+    spec, api = _kind_api(ref.kind)
+    read = getattr(api, f"read_namespaced_{spec.suffix}")
+    try:
+        body = _json(read(ref.name, ref.namespace, _preload_content=False, _request_timeout=request_timeout()))
+    except Exception as exc:
+        raise translate(exc, f"reading {ref.kind} {ref.namespace}/{ref.name}") from exc
+    return ConfigSource(
+        ref=ref,
+        data=dict(body.get("data") or {}),
+        binary_data=dict(body.get("binaryData") or {}),
+        secret_type=str(body.get("type") or ""),
+    )
+
+
+def read_config_sources(refs: Sequence[ObjectRef]) -> list[ConfigSource]:
+    """Read several ConfigMaps/Secrets side by side; raises the first error."""
+    results = run_concurrently([lambda r=ref: read_config_source(r) for ref in refs])
+    return [_raise_first(results, result) for result in results]
+
+
+def _raise_first(results: Sequence[T | KubeError], result: T | KubeError) -> T:
+    errors = [r for r in results if isinstance(r, KubeError)]
+    if errors:
+        raise most_serious(errors)
+    assert not isinstance(result, KubeError)
+    return result
+
+
+def most_serious(errors: Sequence[KubeError]) -> KubeError:
+    """An unreachable apiserver explains the rest, so report it before a single refusal."""
+    for error in errors:
+        if isinstance(error, KubeUnavailable):
+            return error
+    return errors[0]
+
+
+def list_labelled(selector: str, kinds: Iterable[str] = KINDS) -> list[LabelledObject]:
+    """Objects of the given kinds in every namespace matching a label selector; one call per kind."""
+    kinds = tuple(kinds)
+    results = run_concurrently([lambda k=kind: list_kind(k, selector) for kind in kinds])
+    found: list[LabelledObject] = []
+    for result in results:
+        found.extend(_raise_first(results, result))
+    return found
+
+
+def list_kind(kind: str, selector: str) -> list[LabelledObject]:
+    spec, api = _kind_api(kind)
+    try:
+        body = _json(
+            getattr(api, spec.list_all)(
+                label_selector=selector, _preload_content=False, _request_timeout=request_timeout()
+            )
+        )
+    except Exception as exc:
+        raise translate(exc, f"listing {kind}s labelled {selector}") from exc
+    objects = []
+    for item in body.get("items") or []:
+        metadata = item.get("metadata") or {}
+        objects.append(
+            LabelledObject(
+                ref=ObjectRef(kind=kind, namespace=metadata.get("namespace", ""), name=metadata.get("name", "")),
+                labels=dict(metadata.get("labels") or {}),
+                annotations=dict(metadata.get("annotations") or {}),
+                created_at=str(metadata.get("creationTimestamp") or ""),
+            )
+        )
+    return objects
+
+
+def delete_object(ref: ObjectRef) -> bool:
+    """Delete one object; False when it was already gone."""
+    spec, api = _kind_api(ref.kind)
+    delete = getattr(api, f"delete_namespaced_{spec.suffix}")
+    try:
+        delete(ref.name, ref.namespace, _preload_content=False, _request_timeout=request_timeout())
+    except Exception as exc:
+        error = translate(exc, f"deleting {ref.kind} {ref.namespace}/{ref.name}")
+        if isinstance(error, KubeNotFound):
+            return False
+        raise error from exc
+    return True
+
+
+def delete_objects(refs: Sequence[ObjectRef]) -> tuple[list[ObjectRef], list[tuple[ObjectRef, KubeError]]]:
+    """Delete concurrently; returns (deleted or already gone, failures)."""
+    results = run_concurrently([lambda r=ref: delete_object(r) for ref in refs])
+    done: list[ObjectRef] = []
+    failed: list[tuple[ObjectRef, KubeError]] = []
+    for ref, result in zip(refs, results, strict=True):
+        if isinstance(result, KubeError):
+            failed.append((ref, result))
+        else:
+            done.append(ref)
+    return done, failed
+
+
+def list_pods(selector: str) -> list[PodInfo]:
+    """Pods in every namespace matching a label selector."""
+    api = client.CoreV1Api(api_client())
+    try:
+        body = _json(
+            api.list_pod_for_all_namespaces(
+                label_selector=selector, _preload_content=False, _request_timeout=request_timeout()
+            )
+        )
+    except Exception as exc:
+        raise translate(exc, f"listing pods labelled {selector}") from exc
+    pods = []
+    for item in body.get("items") or []:
+        metadata = item.get("metadata") or {}
+        pods.append(
+            PodInfo(
+                namespace=metadata.get("namespace", ""),
+                name=metadata.get("name", ""),
+                labels=dict(metadata.get("labels") or {}),
+            )
+        )
+    return pods
+
+
+def pods_exist(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """For each (namespace, pod name): does that pod exist? Looked up side by side.
+
+    A LIST by name rather than a GET, so the portal's role needs no more than
+    "list" on pods.
+    """
+    api = client.CoreV1Api(api_client())
+
+    def exists(namespace: str, name: str) -> bool:
+        try:
+            body = _json(
+                api.list_namespaced_pod(
+                    namespace,
+                    field_selector=f"metadata.name={name}",
+                    _preload_content=False,
+                    _request_timeout=request_timeout(),
+                )
+            )
+        except Exception as exc:
+            error = translate(exc, f"looking for pod {namespace}/{name}")
+            if isinstance(error, KubeNotFound):
+                return False
+            raise error from exc
+        return bool(body.get("items"))
+
+    results = run_concurrently([lambda k=key: exists(*k) for key in keys])
+    return {key: _raise_first(results, result) for key, result in zip(keys, results, strict=True)}

@@ -1,0 +1,271 @@
+"""Input and output shapes of the hub API, as the original hub sends and reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+# Longest value a form field may carry: well above any id (namespace:name is at most 317).
+MAX_OPTION_LENGTH = 1000
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _encodable(value: Any) -> bool:
+    """JSON may carry lone surrogates (``"\\ud800"``), which no database or label can hold."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_encodable(v) for v in value)
+    return True
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "string", "maxLength": MAX_OPTION_LENGTH},
+                {"type": "number"},
+                {"type": "array", "items": {"type": "string", "maxLength": MAX_OPTION_LENGTH}, "maxItems": 1},
+            ]
+        },
+        "example": {"profile": ["gaffer-pyspark"], "resources_cpu": ["0.5"]},
+    }
+)
+class UserOptionsField(serializers.DictField):
+    """The submitted spawn form: HTML form data (``{"cpu": ["0.5"]}``) or plain values.
+
+    Single-element lists are unwrapped, as the original did; scalars are read
+    as strings; anything else names the offending key.
+    """
+
+    default_error_messages = {
+        "several": "'{name}' must be one value, not a list of {count}.",
+        "nested": "'{name}' must be a string or a number.",
+        "too_long": "'{name}' is longer than {max} characters.",
+        "control": "'{name}' must not contain control characters.",
+        "bad_key": "A form field name must be 1 to 100 printable characters.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        raw = super().to_internal_value(data)
+        cleaned: dict[str, str] = {}
+        for key, value in raw.items():
+            # PostgreSQL cannot store NUL, and no form field name or value holds a control character.
+            if not 0 < len(key) <= 100 or _has_control(key):
+                self.fail("bad_key")
+            if isinstance(value, list):
+                if len(value) > 1:
+                    self.fail("several", name=key, count=len(value))
+                value = value[0] if value else ""
+            if value is None:
+                value = ""
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, str | int | float):
+                self.fail("nested", name=key)
+            text = str(value)
+            if len(text) > MAX_OPTION_LENGTH:
+                self.fail("too_long", name=key, max=MAX_OPTION_LENGTH)
+            if _has_control(text):
+                self.fail("control", name=key)
+            cleaned[str(key)] = text.strip()
+        return cleaned
+
+
+class IdentitySerializer(serializers.Serializer):
+    """Who the hub asks for: the user, their server (empty = default server) and groups."""
+
+    username = serializers.CharField(max_length=255, trim_whitespace=False)
+    server_name = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=False)
+    groups = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, default=list, max_length=1000
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        broken = {field: ["Not valid Unicode text."] for field, value in attrs.items() if not _encodable(value)}
+        if broken:
+            raise serializers.ValidationError(broken)
+        return attrs
+
+    def validate_username(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The username must not be blank.")
+        if _has_control(value):
+            raise serializers.ValidationError("The username must not contain control characters.")
+        return value
+
+    def validate_server_name(self, value: str) -> str:
+        if _has_control(value):
+            raise serializers.ValidationError("The server name must not contain control characters.")
+        return value
+
+
+class OptionsInputSerializer(IdentitySerializer):
+    """``POST /options``: draw the spawn form for this user's server."""
+
+    pod_name = serializers.CharField(max_length=253, required=False, allow_blank=True, default="")
+    default_namespace = serializers.CharField(max_length=63, required=False, allow_blank=True, default="")
+
+
+class PrespawnInputSerializer(IdentitySerializer):
+    """``POST /prespawn``: validate the submitted form and provision the notebook's objects."""
+
+    pod_name = serializers.CharField(max_length=253, allow_blank=True)
+    default_namespace = serializers.CharField(max_length=63, allow_blank=True)
+    user_options = UserOptionsField(child=serializers.JSONField(), allow_empty=True)
+    profile = serializers.CharField(max_length=63, allow_blank=True)
+
+
+class PoststopInputSerializer(IdentitySerializer):
+    """``POST /poststop``: the notebook stopped; delete what /prespawn made for it."""
+
+    pod_name = serializers.CharField(max_length=253, required=False, allow_blank=True, default="")
+    default_namespace = serializers.CharField(max_length=63, required=False, allow_blank=True, default="")
+
+
+# --- Output shapes (for the OpenAPI schema) --------------------------------
+
+
+class _ProfileOut(serializers.Serializer):
+    slug = serializers.CharField()
+    display_name = serializers.CharField()
+    description = serializers.CharField()
+    image = serializers.CharField()
+    default = serializers.BooleanField()
+    enable_hdfs = serializers.BooleanField()
+    enable_gaffer = serializers.BooleanField()
+    enable_spark = serializers.BooleanField()
+
+
+class _PresetOut(serializers.Serializer):
+    slug = serializers.CharField()
+    display_name = serializers.CharField()
+    description = serializers.CharField()
+    default = serializers.BooleanField()
+    cpu = serializers.FloatField()
+    mem = serializers.IntegerField()
+    spark_cpu = serializers.FloatField()
+    spark_mem = serializers.IntegerField()
+    disk = serializers.IntegerField()
+
+
+class _RangeOut(serializers.Serializer):
+    min = serializers.FloatField()
+    max = serializers.FloatField()
+
+
+class _BoundsOut(serializers.Serializer):
+    cpu = _RangeOut()
+    mem = _RangeOut()
+    spark_cpu = _RangeOut()
+    spark_mem = _RangeOut()
+    disk = _RangeOut()
+
+
+class _NamespaceOut(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class _ServiceAccountOut(serializers.Serializer):
+    id = serializers.CharField(help_text="namespace:name")
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField()
+    role_arn = serializers.CharField()
+    role_name = serializers.CharField()
+    role_console_url = serializers.CharField()
+
+
+class _VolumeOut(serializers.Serializer):
+    id = serializers.CharField(help_text="namespace:claim name")
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    volume_name = serializers.CharField()
+    server_name = serializers.CharField()
+    capacity = serializers.CharField()
+
+
+class _InstanceOut(serializers.Serializer):
+    id = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField()
+    url = serializers.CharField()
+
+
+class _InventoryOut(serializers.Serializer):
+    last_synced_at = serializers.DateTimeField(allow_null=True)
+    stale = serializers.BooleanField()
+
+
+class OptionsOutputSerializer(serializers.Serializer):
+    """The form's HTML and the data it was drawn from: only what this user may use."""
+
+    username = serializers.CharField()
+    server_name = serializers.CharField()
+    profiles = _ProfileOut(many=True)
+    presets = _PresetOut(many=True)
+    bounds = _BoundsOut()
+    namespaces = _NamespaceOut(many=True)
+    service_accounts = _ServiceAccountOut(many=True)
+    volumes = _VolumeOut(many=True)
+    hdfs = _InstanceOut(many=True)
+    gaffer_graphs = _InstanceOut(many=True)
+    selected = serializers.DictField(child=serializers.CharField(), help_text="Preselected form values")
+    inventory = _InventoryOut()
+    html = serializers.CharField(help_text="The spawn form")
+
+
+class _ResourcesOut(serializers.Serializer):
+    cpu_guarantee = serializers.FloatField(required=False)
+    cpu_limit = serializers.FloatField(required=False)
+    mem_guarantee = serializers.CharField(required=False)
+    mem_limit = serializers.CharField(required=False)
+    storage_capacity = serializers.CharField(required=False)
+
+
+class PrespawnOutputSerializer(serializers.Serializer):
+    """The KubeSpawner overrides the hub applies; every key optional."""
+
+    namespace = serializers.CharField(required=False)
+    resources = _ResourcesOut(required=False)
+    env = serializers.DictField(child=serializers.CharField(), required=False)
+    labels = serializers.DictField(child=serializers.CharField(), required=False)
+    serviceAccount = serializers.CharField(required=False)  # the hub's key
+    pvc_name = serializers.CharField(required=False)
+    storage_extra_labels = serializers.DictField(child=serializers.CharField(), required=False)
+    volumes = serializers.ListField(child=serializers.DictField(), required=False)
+    volumeMounts = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class _ObjectOut(serializers.Serializer):
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+
+
+class PoststopOutputSerializer(serializers.Serializer):
+    """What was deleted for the stopped server."""
+
+    deleted = _ObjectOut(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: a code, and either the fields at fault or a message."""
+
+    error = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    detail = serializers.CharField(required=False)

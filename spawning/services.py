@@ -1,0 +1,421 @@
+"""Writes for the hub API: validate a spawn, provision it, clean up after it, and record each.
+
+Validation runs completely before anything is made in the cluster, so a
+refused choice never leaves a half-made set of objects behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from inventory.access import (
+    WHOLE_NUMBER_FIELDS,
+    Bound,
+    UserAccess,
+    effective_bounds,
+    may_use_graph,
+    may_use_hdfs,
+    may_use_profile,
+    may_use_service_account,
+    may_use_volume,
+    namespace_list,
+    preset_fits,
+    preset_list,
+    user_access,
+)
+from inventory.models import GafferGraph, HdfsInstance, NotebookVolume, Profile, ServiceAccount, SparkDefault
+from kube.client import KubeError
+from spawning import cleanup, provisioning
+from spawning.errors import ChoiceRefused
+from spawning.form import CUSTOM_PRESET
+from spawning.models import RememberedChoices, SpawnRecord
+from spawning.plan import (
+    GafferChoice,
+    HdfsChoice,
+    ServiceAccountChoice,
+    SparkChoice,
+    SpawnPlan,
+    VolumeChoice,
+)
+from spawning.selectors import NUMBER_FIELDS, default_volume_name
+
+logger = logging.getLogger(__name__)
+
+# A Kubernetes label value: the volume name is stored as one on the claim.
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_UNITS = {"cpu": "vCPU", "mem": "MB", "disk": "GB", "spark_cpu": "vCPU", "spark_mem": "MB"}
+
+
+@dataclass(frozen=True)
+class ValidatedSpawn:
+    """A plan, plus the normalised form values to remember and record."""
+
+    plan: SpawnPlan
+    choices: dict[str, str]
+
+
+def _option(options: Mapping[str, str], field: str) -> str:
+    value = options.get(field, "")
+    return value if isinstance(value, str) else str(value)
+
+
+def _plain(value: Decimal) -> str:
+    """``1.00`` → ``1``, ``0.10`` → ``0.1``, never an exponent."""
+    return format(value.normalize(), "f")
+
+
+def _parse_number(field: str, raw: str, bound_name: str, bound: Bound) -> Decimal:
+    if raw == "":
+        return bound.default
+    try:
+        value = Decimal(raw)
+    except (InvalidOperation, ValueError):
+        raise ChoiceRefused(field, f"'{raw[:50]}' is not a number.") from None
+    if not value.is_finite():
+        raise ChoiceRefused(field, f"'{raw[:50]}' is not a number.")
+    unit = _UNITS[bound_name]
+    if not bound.contains(value):
+        raise ChoiceRefused(
+            field, f"{raw[:50]} is outside the allowed range {_plain(bound.min)} to {_plain(bound.max)} {unit}."
+        )
+    if bound_name in WHOLE_NUMBER_FIELDS and value != value.to_integral_value():
+        raise ChoiceRefused(field, f"{raw[:50]} must be a whole number of {unit}.")
+    return value
+
+
+def _volume_name(raw: str, server_name: str) -> str:
+    if raw == "":
+        # Provisioning turns it into a safe label value, as it does the server name itself.
+        return default_volume_name(server_name)
+    if not _LABEL_VALUE.match(raw):
+        raise ChoiceRefused(
+            "volume_name",
+            "A volume name is 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit.",
+        )
+    return raw
+
+
+Item = TypeVar("Item")
+
+
+def _lookup(model: type[Item], key: str) -> Item | None:
+    return model.objects.filter(key=key).first()  # type: ignore[attr-defined]
+
+
+def _checked(field: str, what: str, key: str, model: type[Item], allowed: Callable[[Item], bool]) -> Item:
+    item = _lookup(model, key)
+    # Hidden, missing, unavailable and unknown look the same: operators hide things for a reason.
+    if (
+        item is None
+        or item.missing_since is not None  # type: ignore[attr-defined]
+        or item.hidden  # type: ignore[attr-defined]
+        or not getattr(item, "available", True)
+    ):
+        raise ChoiceRefused(field, f"There is no {what} '{key[:320]}' available.")
+    if not allowed(item):
+        raise ChoiceRefused(field, f"You may not use the {what} '{key[:320]}'.")
+    return item
+
+
+def _profile_choice(access: UserAccess, slug: str) -> Profile:
+    profile = Profile.objects.filter(slug=slug).first() if slug else None
+    if profile is None:
+        raise ChoiceRefused("profile", f"There is no profile '{slug[:63]}'." if slug else "Choose a profile.")
+    if not profile.enabled:
+        raise ChoiceRefused("profile", f"The profile '{slug}' is disabled.")
+    if not may_use_profile(access, profile):
+        raise ChoiceRefused("profile", f"You may not use the profile '{slug}'.")
+    return profile
+
+
+def _namespace_choice(namespace: str, allowed: list[str]) -> str:
+    if not namespace:
+        raise ChoiceRefused("k8s_namespace", "Choose a namespace.")
+    if namespace not in allowed:
+        raise ChoiceRefused("k8s_namespace", f"You may not use the namespace '{namespace[:63]}'.")
+    return namespace
+
+
+def _numbers(access: UserAccess, options: Mapping[str, str]) -> dict[str, Decimal]:
+    presets = preset_list()
+    bounds = effective_bounds(access=access, presets=presets)
+    preset = _option(options, "resource_preset")
+    # The preset only says which button was pressed; the numbers are what count, and are checked below.
+    if preset not in ("", CUSTOM_PRESET) and not any(p.slug == preset and preset_fits(p, bounds) for p in presets):
+        raise ChoiceRefused("resource_preset", f"There is no preset '{preset[:63]}' you may use.")
+    return {
+        field: _parse_number(field, _option(options, field), bound_name, bounds[bound_name])
+        for field, bound_name in NUMBER_FIELDS.items()
+    }
+
+
+def _volume_choice(
+    access: UserAccess, options: Mapping[str, str], *, namespace: str, allowed: list[str], server_name: str, disk: int
+) -> VolumeChoice:
+    volume_id = _option(options, "volume")
+    volume_name = _volume_name(_option(options, "volume_name"), server_name)
+    if not volume_id:
+        return VolumeChoice(volume_name=volume_name, size_gb=disk)
+    volume = _checked(
+        "volume", "volume", volume_id, NotebookVolume, lambda v: may_use_volume(access, v, namespaces=allowed)
+    )
+    if volume.namespace != namespace:
+        raise ChoiceRefused("volume", f"The volume '{volume_id}' is not in the namespace '{namespace}'.")
+    return VolumeChoice(volume_name=volume.volume_name or volume_name, size_gb=disk, existing_claim=volume.name)
+
+
+def _account_choice(
+    access: UserAccess, account_id: str, *, namespace: str, allowed: list[str]
+) -> ServiceAccountChoice | None:
+    if not account_id:
+        return None
+    account = _checked(
+        "k8s_service_account",
+        "service account",
+        account_id,
+        ServiceAccount,
+        lambda a: may_use_service_account(access, a, namespaces=allowed),
+    )
+    if account.namespace != namespace:
+        raise ChoiceRefused(
+            "k8s_service_account", f"The service account '{account_id}' is not in the namespace '{namespace}'."
+        )
+    return ServiceAccountChoice(namespace=account.namespace, name=account.name, role_arn=account.role_arn)
+
+
+def _hdfs_choice(access: UserAccess, hdfs_id: str, profile: Profile) -> HdfsChoice | None:
+    if not hdfs_id:
+        return None
+    if not profile.enable_hdfs:
+        raise ChoiceRefused("hdfs", f"The profile '{profile.slug}' does not enable HDFS.")
+    instance = _checked("hdfs", "HDFS instance", hdfs_id, HdfsInstance, lambda i: may_use_hdfs(access, i))
+    return HdfsChoice(id=instance.key, url=instance.url)
+
+
+def _gaffer_choice(access: UserAccess, graph_id: str, profile: Profile) -> GafferChoice | None:
+    if not graph_id:
+        return None
+    if not profile.enable_gaffer:
+        raise ChoiceRefused("gaffer_graph", f"The profile '{profile.slug}' does not enable Gaffer.")
+    graph = _checked("gaffer_graph", "Gaffer graph", graph_id, GafferGraph, lambda g: may_use_graph(access, g))
+    return GafferChoice(
+        id=graph.key,
+        namespace=graph.namespace,
+        instance=graph.labels.get("app.kubernetes.io/instance") or graph.name,
+        url=graph.url,
+        graph_config_map=graph.graph_config_map,
+        schema_config_map=graph.schema_config_map,
+        store_secret=graph.store_secret,
+    )
+
+
+def _spark_choice(profile: Profile, numbers: Mapping[str, Decimal]) -> SparkChoice | None:
+    if not profile.enable_spark:
+        return None
+    return SparkChoice(
+        image=profile.spark_image,
+        executor_cpu=numbers["spark_cpu"],
+        executor_mem_mb=int(numbers["spark_mem"]),
+        ingress_host=profile.spark_ingress_host,
+        ingress_path=profile.spark_ingress_path,
+        defaults=tuple(SparkDefault.objects.values_list("key", "value")),
+    )
+
+
+def _validate(
+    *,
+    access: UserAccess,
+    username: str,
+    server_name: str,
+    pod_name: str,
+    default_namespace: str,
+    profile: str,
+    user_options: Mapping[str, str],
+) -> ValidatedSpawn:
+    """Every check, in form order; the first refusal is reported. Nothing here touches the cluster."""
+    if not pod_name:
+        raise ChoiceRefused("pod_name", "The hub must name the notebook's pod.")
+    chosen_profile = _profile_choice(access, profile or _option(user_options, "profile"))
+    allowed = [n.name for n in namespace_list(access=access)]
+    namespace = _namespace_choice(_option(user_options, "k8s_namespace") or default_namespace, allowed)
+    numbers = _numbers(access, user_options)
+    volume = _volume_choice(
+        access,
+        user_options,
+        namespace=namespace,
+        allowed=allowed,
+        server_name=server_name,
+        disk=int(numbers["resources_hdd"]),
+    )
+    account_id = _option(user_options, "k8s_service_account")
+    hdfs_id = _option(user_options, "hdfs")
+    graph_id = _option(user_options, "gaffer_graph")
+    plan = SpawnPlan(
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        namespace=namespace,
+        profile_slug=chosen_profile.slug,
+        image=chosen_profile.image,
+        cpu=numbers["resources_cpu"],
+        mem_mb=int(numbers["resources_mem"]),
+        volume=volume,
+        service_account=_account_choice(access, account_id, namespace=namespace, allowed=allowed),
+        hdfs=_hdfs_choice(access, hdfs_id, chosen_profile),
+        gaffer=_gaffer_choice(access, graph_id, chosen_profile),
+        spark=_spark_choice(chosen_profile, numbers),
+        groups=tuple(sorted(access.groups)),
+        kubespawner_override={k: v for k, v in chosen_profile.kubespawner_override.items() if k != "image"},
+    )
+    choices = {
+        "profile": chosen_profile.slug,
+        "resource_preset": _option(user_options, "resource_preset"),
+        "k8s_namespace": namespace,
+        "volume": _option(user_options, "volume"),
+        "volume_name": volume.volume_name,
+        "k8s_service_account": account_id,
+        "hdfs": hdfs_id,
+        "gaffer_graph": graph_id,
+        **{field: _plain(value) for field, value in numbers.items()},
+    }
+    return ValidatedSpawn(plan=plan, choices=choices)
+
+
+def prespawn_validate(
+    *,
+    username: str,
+    server_name: str,
+    pod_name: str,
+    default_namespace: str,
+    profile: str,
+    user_options: Mapping[str, str],
+    groups: list[str] | tuple[str, ...] = (),
+) -> SpawnPlan:
+    """Check every choice against what this user may use; raises ChoiceRefused(field, reason)."""
+    return _validate(
+        access=user_access(username=username, groups=groups),
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        default_namespace=default_namespace,
+        profile=profile,
+        user_options=user_options,
+    ).plan
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(0, round((time.monotonic() - started) * 1000))
+
+
+def _object_list(objects: list[Any]) -> list[dict[str, str]]:
+    return [asdict(obj) for obj in objects]
+
+
+def prespawn_provision(
+    *,
+    username: str,
+    server_name: str,
+    pod_name: str,
+    default_namespace: str,
+    profile: str,
+    user_options: Mapping[str, str],
+    groups: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Validate, then apply everything the notebook needs; returns the overrides for the hub.
+
+    Every call is recorded, whether it was refused, failed in the cluster or succeeded.
+    """
+    started = time.monotonic()
+    record = SpawnRecord(
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        groups=list(groups),
+        profile=(profile or _option(user_options, "profile"))[:63],
+        choices=dict(user_options),
+    )
+    try:
+        validated = _validate(
+            access=user_access(username=username, groups=groups),
+            username=username,
+            server_name=server_name,
+            pod_name=pod_name,
+            default_namespace=default_namespace,
+            profile=profile,
+            user_options=user_options,
+        )
+    except ChoiceRefused as exc:
+        record.result = SpawnRecord.Result.REFUSED
+        record.message = f"{exc.field}: {exc.reason}"
+        record.duration_ms = _elapsed_ms(started)
+        record.save()
+        logger.info("prespawn refused", extra={"field": exc.field, "reason": exc.reason})
+        raise
+
+    plan = validated.plan
+    record.choices = validated.choices
+    record.namespace = plan.namespace
+    if plan.service_account is not None:
+        record.service_account = plan.service_account.name
+        record.iam_role_arn = plan.service_account.role_arn
+    try:
+        result = provisioning.provision(plan)
+    except Exception as exc:
+        # Recorded here because the exception handler that answers 503 knows nothing of records.
+        record.result = SpawnRecord.Result.FAILED
+        record.message = str(exc) if isinstance(exc, KubeError) else f"{type(exc).__name__}: {exc}"
+        record.duration_ms = _elapsed_ms(started)
+        record.save()
+        logger.warning("prespawn for %s/%s failed in the cluster: %s", username, server_name, exc)
+        raise
+
+    RememberedChoices.objects.update_or_create(
+        username=username, server_name=server_name, defaults={"choices": validated.choices}
+    )
+    record.result = SpawnRecord.Result.PROVISIONED
+    record.cluster_objects = _object_list(result.objects)
+    # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
+    record.reply = json.loads(json.dumps(result.reply, cls=DjangoJSONEncoder))
+    record.duration_ms = _elapsed_ms(started)
+    record.save()
+    logger.info(
+        "prespawn provisioned",
+        extra={
+            "server_name": server_name,
+            "profile": plan.profile_slug,
+            "namespace": plan.namespace,
+            "objects": len(result.objects),
+            "duration_ms": record.duration_ms,
+        },
+    )
+    return result.reply
+
+
+def poststop_clean(
+    *, username: str, server_name: str, pod_name: str = "", groups: list[str] | tuple[str, ...] = ()
+) -> list[dict[str, str]]:
+    """Delete what /prespawn made for this server, and record it."""
+    started = time.monotonic()
+    record = SpawnRecord(username=username, server_name=server_name, pod_name=pod_name, groups=list(groups))
+    try:
+        deleted = cleanup.poststop_cleanup(username=username, server_name=server_name)
+    except Exception as exc:
+        record.result = SpawnRecord.Result.FAILED
+        record.message = f"poststop: {exc}"
+        record.duration_ms = _elapsed_ms(started)
+        record.save()
+        raise
+    record.result = SpawnRecord.Result.STOPPED
+    record.cluster_objects = _object_list(deleted)
+    record.duration_ms = _elapsed_ms(started)
+    record.save()
+    return record.cluster_objects

@@ -1,0 +1,109 @@
+"""The hub API: what JupyterHub calls to draw the spawn form, provision a notebook and clean up after it."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from optionsportal.logs import bind_user
+from spawning import schema  # noqa: F401 - registers the token scheme with the schema generator
+from spawning.form import render_options_form
+from spawning.selectors import options_data
+from spawning.serializers import (
+    ErrorSerializer,
+    OptionsInputSerializer,
+    OptionsOutputSerializer,
+    PoststopInputSerializer,
+    PoststopOutputSerializer,
+    PrespawnInputSerializer,
+    PrespawnOutputSerializer,
+)
+from spawning.services import poststop_clean, prespawn_provision
+
+_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="A missing field or a choice the user may not make"),
+    401: OpenApiResponse(ErrorSerializer, description="No or a wrong hub token"),
+}
+
+
+class OptionsView(APIView):
+    """``POST /options``: the spawn form for one user's server, with only what they may use."""
+
+    @extend_schema(
+        request=OptionsInputSerializer,
+        responses={200: OptionsOutputSerializer, **_ERRORS},
+        summary="Draw the spawn form",
+        operation_id="options",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = OptionsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        bind_user(values["username"])
+        data = options_data(
+            username=values["username"],
+            server_name=values["server_name"],
+            groups=values["groups"],
+            default_namespace=values["default_namespace"],
+        )
+        data["html"] = render_options_form(data)
+        return Response(data)
+
+
+class PrespawnView(APIView):
+    """``POST /prespawn``: validate the submitted form, create the notebook's objects, return the overrides."""
+
+    @extend_schema(
+        request=PrespawnInputSerializer,
+        responses={
+            200: PrespawnOutputSerializer,
+            **_ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="The Kubernetes API failed; retrying is safe"),
+        },
+        summary="Validate and provision a spawn",
+        operation_id="prespawn",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PrespawnInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        bind_user(values["username"])
+        reply = prespawn_provision(
+            username=values["username"],
+            server_name=values["server_name"],
+            pod_name=values["pod_name"],
+            default_namespace=values["default_namespace"],
+            profile=values["profile"],
+            user_options=values["user_options"],
+            groups=values["groups"],
+        )
+        return Response(reply)
+
+
+class PoststopView(APIView):
+    """``POST /poststop``: the notebook stopped; delete what /prespawn made for it."""
+
+    @extend_schema(
+        request=PoststopInputSerializer,
+        responses={
+            200: PoststopOutputSerializer,
+            **_ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="The Kubernetes API failed; retrying is safe"),
+        },
+        summary="Clean up after a stopped notebook",
+        operation_id="poststop",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PoststopInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        bind_user(values["username"])
+        deleted = poststop_clean(
+            username=values["username"],
+            server_name=values["server_name"],
+            pod_name=values["pod_name"],
+            groups=values["groups"],
+        )
+        return Response({"deleted": deleted})
