@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from inventory.models import (
     AccessRule,
@@ -185,7 +185,9 @@ def may_use_volume(access: UserAccess, volume: NotebookVolume, *, namespaces: It
 
 def owns_volume(username: str, volume: NotebookVolume) -> bool:
     """The owner annotation holds the raw name; a claim with only the label holds its DNS-safe form."""
-    return volume.owner_username in {username, owner_label_value(username)}
+    if volume.owner_username:
+        return volume.owner_username == username
+    return bool(volume.owner_label) and volume.owner_label == owner_label_value(username)
 
 
 # --- Selectors --------------------------------------------------------------
@@ -241,7 +243,9 @@ def volume_list(*, access: UserAccess, namespaces: Iterable[str]) -> list[Notebo
     names = list(namespaces)
     volumes = _lean(
         NotebookVolume.objects.offerable().filter(
-            owner_username__in={access.username, owner_label_value(access.username)}, namespace__in=names
+            Q(owner_username=access.username)
+            | Q(owner_username="", owner_label=owner_label_value(access.username), owner_label__gt=""),
+            namespace__in=names,
         )
     )
     return [v for v in volumes if may_use_volume(access, v, namespaces=names)]

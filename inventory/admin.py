@@ -10,14 +10,16 @@ because the sync would only bring them back (hide them instead).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from inventory.generation import bump_inventory_generation
 from inventory.models import (
     AccessRule,
     Discovered,
@@ -34,12 +36,15 @@ from inventory.models import (
     SyncRound,
 )
 
+if TYPE_CHECKING:
+    from django_stubs_ext import FieldsetSpec
+
 # The freshness banner on the admin index; the inventory's own pages pick up
 # templates/admin/inventory/ by Django's lookup order.
 admin.site.index_template = "admin/inventory/index.html"
 
 
-# --- Form helpers -----------------------------------------------------------
+# --- Form fields and widgets -----------------------------------------------------------
 
 
 def split_names(text: str) -> list[str]:
@@ -131,13 +136,19 @@ class RestrictedFilter(admin.SimpleListFilter):
 
 @admin.action(description="Hide the selected entries (neither offered nor accepted)", permissions=["change"])
 def hide_entries(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    count = queryset.filter(hidden=False).update(hidden=True)
+    with transaction.atomic():
+        count = queryset.filter(hidden=False).update(hidden=True)
+        # queryset.update sends no signals; the spawn form's snapshot must still hear of it.
+        bump_inventory_generation()
     modeladmin.message_user(request, f"{count} hidden.", messages.SUCCESS)
 
 
 @admin.action(description="Unhide the selected entries", permissions=["change"])
 def unhide_entries(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    count = queryset.filter(hidden=True).update(hidden=False)
+    with transaction.atomic():
+        count = queryset.filter(hidden=True).update(hidden=False)
+        # queryset.update sends no signals; the spawn form's snapshot must still hear of it.
+        bump_inventory_generation()
     modeladmin.message_user(request, f"{count} shown again.", messages.SUCCESS)
 
 
@@ -160,7 +171,7 @@ class RuleInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "accessrule":
+        if db_field.name == "accessrule" and formfield is not None:
             formfield.label = "Access rule"
         return formfield
 
@@ -449,7 +460,9 @@ class DiscoveredForm(forms.ModelForm):
             self.fields["key"].help_text = "The id the spawn form uses. Blank: namespace:name."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        # Django's clean() returns cleaned_data itself; the stubs allow None.
+        cleaned = self.cleaned_data
         if "key" in self.fields and not cleaned.get("key") and cleaned.get("name"):
             namespace = cleaned.get("namespace") or ""
             cleaned["key"] = f"{namespace}:{cleaned['name']}" if namespace else cleaned["name"]
@@ -468,8 +481,8 @@ class DiscoveredAdmin(admin.ModelAdmin):
 
     list_display: tuple[str, ...] = ("label", "key", "namespace", "source", "hidden", "present", "last_seen")
     list_display_links = ("label", "key")
-    list_filter: tuple[Any, ...] = (PresenceFilter, "hidden", "source", "namespace", RestrictedFilter)
-    search_fields: tuple[str, ...] = ("key", "name", "display_name", "namespace")
+    list_filter: ClassVar[tuple[Any, ...]] = (PresenceFilter, "hidden", "source", "namespace", RestrictedFilter)
+    search_fields: ClassVar[tuple[str, ...]] = ("key", "name", "display_name", "namespace")
     actions = (hide_entries, unhide_entries)
     list_per_page = 100
     date_hierarchy = None
@@ -497,8 +510,8 @@ class DiscoveredAdmin(admin.ModelAdmin):
         editable = ("key", "namespace", "name", *self.manual_fields) if self._is_manual(obj) else ()
         return tuple(f for f in (*self._observed(), *self.extra_readonly) if f not in editable)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> list[tuple[str | None, dict]]:
-        observed = [f for f in self._observed() if f not in self.manual_fields]
+    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> FieldsetSpec:
+        observed = tuple(f for f in self._observed() if f not in self.manual_fields)
         if obj is None:
             return [
                 (None, {"fields": ("key", "namespace", "name", *self.manual_fields)}),
@@ -555,7 +568,7 @@ class HdfsInstanceAdmin(DiscoveredAdmin):
     search_fields = ("key", "name", "display_name", "namespace", "observed_url", "url_override")
     inlines = (HdfsAccessInline,)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> list[tuple[str | None, dict]]:
+    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> FieldsetSpec:
         if obj is None:
             return [
                 (None, {"fields": ("key", "namespace", "name", "url_override")}),
@@ -593,7 +606,7 @@ class GafferGraphAdmin(DiscoveredAdmin):
     search_fields = ("key", "name", "display_name", "namespace", "observed_description", "description")
     inlines = (GraphAccessInline,)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> list[tuple[str | None, dict]]:
+    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> FieldsetSpec:
         if obj is None:
             return [
                 (None, {"fields": ("key", "namespace", "name", "url_override")}),

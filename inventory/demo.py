@@ -171,7 +171,7 @@ RULES: list[tuple[dict[str, Any], dict[str, list[str]]]] = [
     ),
 ]
 
-_RELATED = {
+_RELATED: dict[str, tuple[type[Profile] | type[HdfsInstance] | type[GafferGraph], str]] = {
     "profiles": (Profile, "slug"),
     "hdfs_instances": (HdfsInstance, "key"),
     "gaffer_graphs": (GafferGraph, "key"),

@@ -10,6 +10,7 @@ are never deleted when their object disappears: they get ``missing_since``.
 from __future__ import annotations
 
 import re
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -224,7 +225,11 @@ def role_name_from_arn(arn: str) -> str:
 class NotebookVolume(Discovered):
     """A PersistentVolumeClaim made for a user's notebook."""
 
+    # The raw owner from the hub.jupyter.org/username annotation, and apart from it the
+    # label's DNS-safe form: a raw username must never be compared with a label, or a
+    # user could pick a name equal to another user's escaped form and get their volume.
     owner_username = models.CharField(max_length=255, blank=True, db_index=True)
+    owner_label = models.CharField(max_length=63, blank=True, db_index=True)
     owner_servername = models.CharField(max_length=255, blank=True)
     volume_name = models.CharField(max_length=255, blank=True)
     capacity = models.CharField(max_length=32, blank=True)
@@ -233,6 +238,7 @@ class NotebookVolume(Discovered):
     OBSERVED_FIELDS = (
         *Discovered.OBSERVED_FIELDS,
         "owner_username",
+        "owner_label",
         "owner_servername",
         "volume_name",
         "capacity",
@@ -288,6 +294,14 @@ class SyncRound(models.Model):
 # --- Curated by operators -------------------------------------------------
 
 
+_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+
+# Traits a profile's overrides may not set: the image has its own field, and the
+# namespace is the user's choice among those the access rules allow. (Resource
+# and volume traits may be given; the reply's values, applied after, win.)
+PORTAL_CONTROLLED_TRAITS = frozenset({"image", "namespace"})
+
+
 class Profile(models.Model):
     """A notebook image and what it enables (the original's profileList entry)."""
 
@@ -328,8 +342,27 @@ class Profile(models.Model):
         if self.spark_ingress_path and not self.spark_ingress_path.startswith("/"):
             # The apiserver rejects an Ingress whose path is not absolute, failing the spawn.
             errors["spark_ingress_path"] = "An ingress path starts with /."
+        if self.spark_ingress_host:
+            # Checked with short sample names: typos (spaces, underscores, other
+            # placeholders) would otherwise fail every spawn in the apiserver.
+            sample = self.spark_ingress_host.replace("{{USERNAME}}", "user").replace("{{SERVERNAME}}", "server")
+            if not _DNS_SUBDOMAIN.fullmatch(sample):
+                errors["spark_ingress_host"] = (
+                    "A host name is lower-case DNS labels separated by dots; the only placeholders are "
+                    "{{USERNAME}} and {{SERVERNAME}}."
+                )
         if not isinstance(self.kubespawner_override, dict):
             errors["kubespawner_override"] = "Extra overrides must be a JSON object."
+        else:
+            reserved = sorted(set(self.kubespawner_override) & PORTAL_CONTROLLED_TRAITS)
+            odd = sorted(key for key in self.kubespawner_override if not str(key).isidentifier())
+            if reserved:
+                errors["kubespawner_override"] = (
+                    f"The portal sets {', '.join(reserved)} itself (the image field above; the user's namespace "
+                    "choice); remove them here."
+                )
+            elif odd:
+                errors["kubespawner_override"] = f"These are not KubeSpawner trait names: {', '.join(odd)}."
         if self.default:
             others = Profile.objects.filter(default=True).exclude(pk=self.pk)
             if others.exists():
@@ -395,7 +428,10 @@ class ResourcePreset(models.Model):
             low, value, high = getattr(self, f"{field}_min"), getattr(self, field), getattr(self, f"{field}_max")
             if low is None or value is None or high is None:
                 continue
-            if low > high:
+            if low <= 0:
+                # A zero guarantee gives a notebook no CPU or memory at all when the node is busy.
+                errors[f"{field}_min"] = "The minimum must be above zero."
+            elif low > high:
                 errors[f"{field}_min"] = f"The minimum ({low}) is above the maximum ({high})."
             elif not low <= value <= high:
                 errors[field] = f"The value ({value}) must be between {low} and {high}."
@@ -514,3 +550,22 @@ class SparkDefault(models.Model):
             raise ValidationError({"key": "A Spark property starts with 'spark.' and has no spaces."})
         if "\n" in self.value or "\r" in self.value:
             raise ValidationError({"value": "A value is one line."})
+
+
+class InventoryGeneration(models.Model):
+    """A one-row counter bumped in the same transaction as every write the spawn form depends on.
+
+    Readers may keep what they built from the inventory while the generation they
+    read before building it is still current. ``token`` is new on every bump, so a
+    bump that was rolled back can never be mistaken for a later one with the same number.
+    """
+
+    number = models.BigIntegerField(default=0)
+    token = models.UUIDField(default=uuid.uuid4)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "inventory generation"
+
+    def __str__(self) -> str:
+        return f"generation {self.number}"

@@ -10,6 +10,7 @@ apiserver outage never empties the spawn form. Rows added by operators
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -19,12 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.utils import timezone
 
+from inventory.generation import bump_inventory_generation
 from inventory.models import (
+    Discovered,
     GafferGraph,
     HdfsInstance,
     Namespace,
@@ -196,7 +199,9 @@ def desired_volumes(state: ClusterState) -> Desired:
     for obj in state.of(Kind.PVC):
         desired[f"{obj.namespace}:{obj.name}"] = {
             **_common(obj, obj.name),
-            "owner_username": _owner(obj, "hub.jupyter.org/username"),
+            # Ownership is decided on these two apart (see NotebookVolume.owner_label).
+            "owner_username": obj.annotations.get("hub.jupyter.org/username", ""),
+            "owner_label": obj.labels.get("hub.jupyter.org/username", ""),
             "owner_servername": _owner(obj, "hub.jupyter.org/servername"),
             "volume_name": _owner(obj, "hub.jupyter.org/volume-name"),
             "capacity": obj.capacity,
@@ -205,12 +210,16 @@ def desired_volumes(state: ClusterState) -> Desired:
     return desired
 
 
+# A model the sync keeps: the discovered kinds, and Namespace.
+Tracked = TypeVar("Tracked", Discovered, Namespace)
+
+
 @dataclass(frozen=True)
-class Target:
+class Target(Generic[Tracked]):
     """One inventory model, the kinds it is built from, and how."""
 
     name: str
-    model: type[models.Model]
+    model: type[Tracked]
     key_field: str
     sources: tuple[Kind, ...]
     desired: Callable[[ClusterState], Desired]
@@ -228,7 +237,7 @@ class Target:
         return {f"{obj.namespace}:{obj.name}"}
 
 
-TARGETS: tuple[Target, ...] = (
+TARGETS: tuple[Target[Any], ...] = (
     Target("namespaces", Namespace, "name", (Kind.NAMESPACE,), desired_namespaces),
     Target("hdfs", HdfsInstance, "key", (Kind.SERVICE,), desired_hdfs),
     Target("gaffer", GafferGraph, "key", (Kind.SERVICE, Kind.CONFIG_MAP, Kind.SECRET), desired_gaffer),
@@ -258,15 +267,42 @@ class Outcome:
     def rows_written(self) -> int:
         return self.added + self.changed + self.marked_missing + self.returned
 
-    def record(self, action: str, target: Target, key: str) -> None:
+    def record(self, action: str, target: Target[Any], key: str) -> None:
         setattr(self, action, getattr(self, action) + 1)
         counts = self.by_target.setdefault(target.name, {})
         counts[action] = counts.get(action, 0) + 1
         self.changes.append((action, target.name, key))
 
 
+def _clean_text(value: Any) -> Any:
+    """Drop NUL characters, which PostgreSQL cannot store in text or JSON, at any depth."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_clean_text(k): _clean_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_text(v) for v in value]
+    return value
+
+
+def fit_to_columns(model: type[models.Model], fields: Mapping[str, Any]) -> Fields:
+    """Observed values as the columns can hold them.
+
+    Anyone who may create a PVC or a ServiceAccount writes these annotations: one
+    over-long or NUL-bearing value must not fail the whole round for everybody.
+    """
+    fitted: Fields = {}
+    for name, value in fields.items():
+        value = _clean_text(value)
+        limit = getattr(model._meta.get_field(name), "max_length", None)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            value = value[:limit]
+        fitted[name] = value
+    return fitted
+
+
 def reconcile(
-    *, target: Target, desired: Mapping[str, Fields], keys: set[str] | None, now: datetime, outcome: Outcome
+    *, target: Target[Tracked], desired: Mapping[str, Fields], keys: set[str] | None, now: datetime, outcome: Outcome
 ) -> None:
     """Write the difference between ``desired`` and the rows (all of them, or only ``keys``).
 
@@ -275,7 +311,7 @@ def reconcile(
     """
     model = target.model
     key_field = target.key_field
-    observed: tuple[str, ...] = model.OBSERVED_FIELDS  # type: ignore[attr-defined]
+    observed: tuple[str, ...] = model.OBSERVED_FIELDS
     is_discovered = key_field == "key"
     columns = [key_field, "missing_since", "last_seen", *observed]
     if is_discovered:
@@ -285,42 +321,43 @@ def reconcile(
         rows = rows.filter(**{f"{key_field}__in": list(keys)})
     existing = {getattr(row, key_field): row for row in rows}
 
-    to_create: list[models.Model] = []
-    to_update: list[models.Model] = []
+    to_create: list[Tracked] = []
+    to_update: list[Tracked] = []
     update_fields: set[str] = set()
     wanted = desired if keys is None else {key: desired[key] for key in keys if key in desired}
-    for key, fields in wanted.items():
+    for key, raw_fields in wanted.items():
+        fields = fit_to_columns(model, raw_fields)
         row = existing.get(key)
         if row is None:
             extra = {"source": Source.DISCOVERED} if is_discovered else {}
             to_create.append(model(**{key_field: key}, **fields, **extra, first_seen=now, last_seen=now))
             outcome.record("added", target, key)
             continue
-        if is_discovered and row.source == Source.MANUAL:  # type: ignore[attr-defined]
+        if isinstance(row, Discovered) and row.source == Source.MANUAL:
             continue
         changed = [name for name, value in fields.items() if getattr(row, name) != value]
-        came_back = row.missing_since is not None  # type: ignore[attr-defined]
+        came_back = row.missing_since is not None
         if not changed and not came_back:
             continue
         for name in changed:
             setattr(row, name, fields[name])
         update_fields.update(changed)
         if came_back:
-            row.missing_since = None  # type: ignore[attr-defined]
+            row.missing_since = None
             update_fields.add("missing_since")
             outcome.record("returned", target, key)
         else:
             outcome.record("changed", target, key)
-        row.last_seen = now  # type: ignore[attr-defined]
+        row.last_seen = now
         update_fields.add("last_seen")
         to_update.append(row)
 
     for key, row in existing.items():
-        if key in wanted or row.missing_since is not None:  # type: ignore[attr-defined]
+        if key in wanted or row.missing_since is not None:
             continue
-        if is_discovered and row.source == Source.MANUAL:  # type: ignore[attr-defined]
+        if isinstance(row, Discovered) and row.source == Source.MANUAL:
             continue
-        row.missing_since = now  # type: ignore[attr-defined]
+        row.missing_since = now
         update_fields.add("missing_since")
         to_update.append(row)
         outcome.record("marked_missing", target, key)
@@ -329,9 +366,12 @@ def reconcile(
         model.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
         model.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
+    if to_create or to_update:
+        # Bulk writes send no signals: tell the form's readers here, in the writer's transaction.
+        bump_inventory_generation()
 
 
-def _reconcile_full(state: ClusterState, targets: Iterable[Target], now: datetime, outcome: Outcome) -> None:
+def _reconcile_full(state: ClusterState, targets: Iterable[Target[Any]], now: datetime, outcome: Outcome) -> None:
     for target in targets:
         if all(kind in state.listed for kind in target.sources):
             reconcile(target=target, desired=target.desired(state), keys=None, now=now, outcome=outcome)
@@ -390,8 +430,17 @@ def sync_full_round(
     # A missing kubeconfig fails every kind with the same message: say it once.
     outcome.errors.extend(dict.fromkeys(errors[kind] for kind in Kind if kind in errors))
     now = timezone.now()
-    with transaction.atomic():
-        _reconcile_full(state, (t for t in TARGETS if not set(t.sources) & errors.keys()), now, outcome)
+    try:
+        with transaction.atomic():
+            _reconcile_full(state, (t for t in TARGETS if not set(t.sources) & errors.keys()), now, outcome)
+    except DatabaseError as exc:
+        # The whole round rolled back; say so on its record, if the database still listens.
+        outcome.errors.append(f"database: {exc}")
+        with contextlib.suppress(DatabaseError):
+            SyncRound.objects.filter(pk=sync_round.pk).update(
+                status=SyncRound.Status.FAILED, finished_at=timezone.now(), error="\n".join(outcome.errors)
+            )
+        raise
     return _finish_round(sync_round, outcome), outcome
 
 
@@ -507,7 +556,8 @@ class WriterLock:
                 with self._connection.cursor() as cursor:
                     cursor.execute(
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                        " AND objid::bigint = %s AND granted",
+                        # One-bigint advisory locks show as classid 0, objsubid 1.
+                        " AND classid = 0 AND objsubid = 1 AND objid::bigint = %s AND granted",
                         [WRITER_LOCK_KEY],
                     )
                     self._held = bool(cursor.fetchone()[0])

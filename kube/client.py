@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -101,8 +102,6 @@ def translate(exc: BaseException, what: str) -> KubeError:
 
 
 def _status_message(exc: ApiException) -> str:
-    import json
-
     try:
         body: Any = json.loads(exc.body or "")
     except (TypeError, ValueError):

@@ -1,4 +1,4 @@
-"""Tiny helpers that read settings from the environment (12-factor)."""
+"""Small readers of settings from the environment (12-factor)."""
 
 from __future__ import annotations
 

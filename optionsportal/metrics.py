@@ -79,14 +79,14 @@ class DatabaseCollector(Collector):
                     "1 when the last finished sync round completed, 0 when it failed.",
                     value=1.0 if last.status == SyncRound.Status.COMPLETED else 0.0,
                 )
-                counts = GaugeMetricFamily(
+                rows = GaugeMetricFamily(
                     "optionsportal_sync_last_round_rows",
                     "Rows the last sync round wrote, by change.",
                     labels=["change"],
                 )
                 for change in ("added", "changed", "marked_missing", "returned", "objects_seen"):
-                    counts.add_metric([change], getattr(last, change))
-                yield counts
+                    rows.add_metric([change], getattr(last, change))
+                yield rows
         except DatabaseError:
             # A scrape must not fail because the database is away; /readyz reports that.
             return

@@ -16,6 +16,8 @@ from optionsportal.metrics import REQUEST_SECONDS, REQUESTS
 logger = logging.getLogger("optionsportal.request")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Label values must stay few: any other method a client invents counts as "other".
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class RequestContextMiddleware:
@@ -33,7 +35,8 @@ class RequestContextMiddleware:
             response = self.get_response(request)
             elapsed = time.perf_counter() - started
             endpoint = _endpoint(request)
-            REQUESTS.labels(endpoint=endpoint, method=request.method, status=str(response.status_code)).inc()
+            method = request.method if request.method in _METHODS else "other"
+            REQUESTS.labels(endpoint=endpoint, method=method, status=str(response.status_code)).inc()
             REQUEST_SECONDS.labels(endpoint=endpoint).observe(elapsed)
             response["X-Request-Id"] = request_id
             if endpoint not in {"healthz", "readyz", "metrics", "static"}:

@@ -125,7 +125,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["spawning.auth.IsHub"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "spawning.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -157,6 +157,8 @@ SYNC_INTERVAL = envfloat("SYNC_INTERVAL", 300.0)
 SYNC_MAX_AGE_SECONDS = envint("SYNC_MAX_AGE_SECONDS", 900)
 # How long a notebook may be gone before the sweep deletes what we made for it.
 SWEEP_GRACE_SECONDS = envint("SWEEP_GRACE_SECONDS", 3600)
+# Spawn records older than this are deleted by the sync's writer (0 keeps them for ever).
+SPAWN_RECORD_RETENTION_DAYS = envint("SPAWN_RECORD_RETENTION_DAYS", 180)
 
 LOG_LEVEL = (envsecret("LOG_LEVEL") or "INFO").upper()
 # JSON lines for log collectors; plain text for a person at a terminal.

@@ -86,6 +86,28 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# The apiserver's flags, in one place for start and restart-apiserver; it runs in
+# the background and its pid goes to DIR/apiserver.pid (written by the caller).
+run_apiserver() {
+  local dir="$1" etcd_url="$2" api_port="$3" watch_cache="$4"
+  local pki="$dir/pki"
+  "$BIN/kube-apiserver" \
+    --etcd-servers "$etcd_url" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
+    --advertise-address 127.0.0.1 \
+    --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
+    --client-ca-file "$pki/ca.crt" --token-auth-file "$pki/tokens.csv" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$pki/sa.pub" \
+    --service-account-signing-key-file "$pki/sa.key" \
+    --api-audiences https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode RBAC --anonymous-auth=false \
+    --endpoint-reconciler-type none \
+    --watch-cache="$watch_cache" \
+    >>"$dir/logs/apiserver.log" 2>&1 &
+}
+
 cmd_start() {
   local dir="${1:?state directory}"
   mkdir -p "$dir"
@@ -120,6 +142,9 @@ CNF
 
   local etcd_client etcd_peer api_port
   etcd_client=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
+  # KUBE_WATCH_CACHE=false sends watches straight to etcd, where a compaction
+  # makes an old resourceVersion answer 410 Gone (the watch-expiry tests).
+  local watch_cache="${KUBE_WATCH_CACHE:-true}"
 
   etcd --name optionsportal-test --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_client" \
@@ -130,21 +155,7 @@ CNF
     --unsafe-no-fsync >"$dir/logs/etcd.log" 2>&1 &
   echo $! > "$dir/etcd.pid"
 
-  "$BIN/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_client" \
-    --bind-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
-    --advertise-address 127.0.0.1 \
-    --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
-    --client-ca-file "$pki/ca.crt" --token-auth-file "$pki/tokens.csv" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$pki/sa.pub" \
-    --service-account-signing-key-file "$pki/sa.key" \
-    --api-audiences https://kubernetes.default.svc \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC --anonymous-auth=false \
-    --endpoint-reconciler-type none \
-    --watch-cache=true \
-    >"$dir/logs/apiserver.log" 2>&1 &
+  run_apiserver "$dir" "http://127.0.0.1:$etcd_client" "$api_port" "$watch_cache"
   echo $! > "$dir/apiserver.pid"
 
   local server="https://127.0.0.1:$api_port"
@@ -195,6 +206,8 @@ KUBECONFIG=$dir/kubeconfig
 KUBE_TEST_SERVER=$server
 KUBE_TEST_TOKEN=$token
 KUBE_TEST_CA=$pki/ca.crt
+ETCD_ENDPOINT=http://127.0.0.1:$etcd_client
+KUBE_WATCH_CACHE=$watch_cache
 ENV
   log "ready at $server (kubeconfig: $dir/kubeconfig)"
 }
@@ -233,22 +246,10 @@ cmd_restart_apiserver() {
   server=$(awk '/server:/{print $2; exit}' "$dir/kubeconfig")
   api_port="${server##*:}"
   token=$(cut -d, -f1 "$pki/tokens.csv")
+  local watch_cache
+  watch_cache=$(awk -F= '/^KUBE_WATCH_CACHE=/{print $2}' "$dir/env")
 
-  "$BIN/kube-apiserver" \
-    --etcd-servers "$etcd_url" \
-    --bind-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
-    --advertise-address 127.0.0.1 \
-    --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
-    --client-ca-file "$pki/ca.crt" --token-auth-file "$pki/tokens.csv" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$pki/sa.pub" \
-    --service-account-signing-key-file "$pki/sa.key" \
-    --api-audiences https://kubernetes.default.svc \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC --anonymous-auth=false \
-    --endpoint-reconciler-type none \
-    --watch-cache=true \
-    >>"$dir/logs/apiserver.log" 2>&1 &
+  run_apiserver "$dir" "$etcd_url" "$api_port" "${watch_cache:-true}"
   echo $! > "$dir/apiserver.pid"
 
   for _ in $(seq 1 120); do

@@ -70,6 +70,8 @@ export OPTIONSPORTAL_REQUIRE_SERVICES=true
 log "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+log "mypy"
+.venv/bin/mypy
 log "django checks"
 .venv/bin/python manage.py check
 .venv/bin/python manage.py makemigrations --check --dry-run

@@ -8,13 +8,17 @@ username and server name, the pod name, and when we last applied them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
+from typing import cast
 
+from kube.client import KubeError
 from kube.provision import (
     KINDS,
     LabelledObject,
     ObjectRef,
+    PodInfo,
     delete_objects,
     list_kind,
     list_pods,
@@ -59,15 +63,18 @@ def sweep_orphans(*, grace_seconds: int, now: datetime | None = None) -> list[Ob
     time between /prespawn and the pod's creation.
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    results = run_concurrently(
-        [lambda k=kind: list_kind(k, OUR_OBJECTS_SELECTOR) for kind in KINDS]
-        + [lambda: list_pods(NOTEBOOK_PODS_SELECTOR)]
-    )
-    errors = [result for result in results if not isinstance(result, list)]
+    calls: list[Callable[[], list[LabelledObject] | list[PodInfo]]] = [
+        partial(list_kind, kind, OUR_OBJECTS_SELECTOR) for kind in KINDS
+    ]
+    calls.append(partial(list_pods, NOTEBOOK_PODS_SELECTOR))
+    results = run_concurrently(calls)
+    errors = [result for result in results if isinstance(result, KubeError)]
     if errors:
         # A partial view could make a live notebook's objects look orphaned.
         raise most_serious(errors)
-    *listings, pods = results
+    # No errors now, and the results come in call order: our objects by kind, then the pods.
+    listings = cast("list[list[LabelledObject]]", results[:-1])
+    pods = cast("list[PodInfo]", results[-1])
     alive = {(pod.namespace, pod.labels.get(POD_LABEL_USER), pod.labels.get(POD_LABEL_SERVER)) for pod in pods}
 
     expired: list[LabelledObject] = []
@@ -119,11 +126,11 @@ def _parse_time(stamp: str) -> datetime | None:
 
 
 def _list(selector: str) -> list[LabelledObject]:
-    results = run_concurrently([lambda k=kind: list_kind(k, selector) for kind in KINDS])
-    errors = [result for result in results if not isinstance(result, list)]
+    results = run_concurrently([partial(list_kind, kind, selector) for kind in KINDS])
+    errors = [result for result in results if isinstance(result, KubeError)]
     if errors:
         raise most_serious(errors)
-    return [item for listed in results for item in listed]
+    return [item for listed in results if isinstance(listed, list) for item in listed]
 
 
 def _delete(refs: Sequence[ObjectRef]) -> list[ObjectRef]:

@@ -26,14 +26,23 @@ class ChoiceRefused(APIException):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, KubeError):
-        code = status.HTTP_503_SERVICE_UNAVAILABLE
+        if exc.status in {400, 409, 422}:
+            # The apiserver rejected what we built (say, a profile's ingress host that is
+            # not a DNS name): retrying cannot help, an operator must fix the configuration.
+            return Response(
+                {
+                    "error": "cluster_rejected",
+                    "detail": f"The cluster rejected the notebook's configuration; ask an operator. ({exc})",
+                },
+                status=status.HTTP_502_BAD_GATEWAY,
+            )
         if isinstance(exc, KubeForbidden):
             message = f"The portal is not allowed to do this in the cluster: {exc}"
         elif isinstance(exc, KubeUnavailable):
             message = f"The Kubernetes API is unavailable; try again shortly. ({exc})"
         else:
-            message = f"The cluster refused a change: {exc}"
-        return Response({"error": "cluster_unavailable", "detail": message}, status=code)
+            message = f"The cluster could not do this now; try again shortly. ({exc})"
+        return Response({"error": "cluster_unavailable", "detail": message}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

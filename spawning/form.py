@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 CUSTOM_PRESET = "custom"
 
@@ -109,6 +112,8 @@ def form_state(data: dict[str, Any]) -> dict[str, Any]:
         "volume_name": _text(selected.get("volume_name")) or data.get("server_name") or "default",
         "hdfs": hdfs,
         "graph": graph,
+        "hdfs_options": _options_html(data.get("hdfs") or [], hdfs),
+        "graph_options": _options_html(data.get("gaffer_graphs") or [], graph),
         "show_hdfs": bool(profile and profile.get("enable_hdfs")),
         "show_gaffer": bool(profile and profile.get("enable_gaffer")),
         "show_spark": bool(profile and profile.get("enable_spark")),
@@ -119,6 +124,25 @@ def form_state(data: dict[str, Any]) -> dict[str, Any]:
         "spark_mem": numbers["spark_mem"],
         "disk": numbers["resources_hdd"],
     }
+
+
+def _options_html(items: list[dict[str, Any]], chosen: dict[str, Any] | None) -> SafeString:
+    """The ``<option>`` list of an HDFS or graph ``<select>``, as the template's loop drew it.
+
+    Built here because these lists are long (one entry per instance in the
+    cluster) and a template loop cost most of a request's rendering time.
+    """
+    chosen_id = chosen.get("id") if chosen else None
+    return mark_safe(  # noqa: S308 -- every value is escaped in _option
+        "".join(_option(item.get("id", ""), item.get("label", ""), item.get("id") == chosen_id) for item in items)
+    )
+
+
+@lru_cache(maxsize=8192)
+def _option(value: Any, label: Any, selected: bool) -> str:
+    """One entry; the same items come back on every request, so each is escaped once."""
+    mark = " selected" if selected else ""
+    return f'\n        <option value="{conditional_escape(value)}"{mark}>{conditional_escape(label)}</option>\n      '
 
 
 def _pick(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -33,6 +34,7 @@ from kube.provision import (
     KINDS,
     SECRET,
     SERVICE,
+    AppliedObject,
     ConfigSource,
     LabelledObject,
     ObjectRef,
@@ -476,6 +478,10 @@ def _storage_labels(plan: SpawnPlan) -> dict[str, str]:
     }
 
 
+# Reply keys beyond the original contract's; sent only to a hub that asks for them.
+EXTENDED_REPLY_KEYS = frozenset({"image", "kubespawner_override"})
+
+
 def plan_reply(plan: SpawnPlan) -> dict[str, Any]:
     """The override keys the hub applies to its spawner (see the contract's table)."""
     cpu = float(plan.cpu)
@@ -535,7 +541,7 @@ def plan_reply(plan: SpawnPlan) -> dict[str, Any]:
 # --- Applying ----------------------------------------------------------------
 
 
-def provision(plan: SpawnPlan) -> ProvisionResult:
+def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> ProvisionResult:
     """Apply everything the plan needs; raise a KubeError (the view answers 503) if any apply fails.
 
     Round trips: the Gaffer files are read first only when they must be copied;
@@ -552,38 +558,49 @@ def provision(plan: SpawnPlan) -> ProvisionResult:
     /poststop or the sweep removes them if no notebook follows. If that delete
     fails too (the apiserver is gone), the objects still carry our labels and a
     last-applied time, so the sweep collects them after its grace period.
+
+    What an earlier spawn left is found two ways: ``previous``, the objects the
+    last recorded spawn of this server made (exact, from the database; the
+    caller holds the server's lock, so that record is complete), and a listing
+    from the apiserver's watch cache (cheap, and it also finds objects no record
+    names, such as those of a spawn recorded before a database restore).
     """
     selector = owner_selector(plan.username, plan.server_name)
-    listing_calls: list[Callable[[], Any]] = [lambda k=kind: list_kind(k, selector) for kind in KINDS]
+    listing_calls: list[Callable[[], list[LabelledObject]]] = [
+        partial(list_kind, kind, selector, cached=True) for kind in KINDS
+    ]
 
     sources: dict[ObjectRef, ConfigSource] = {}
     existing: list[LabelledObject] | None = None
     source_refs = gaffer_source_refs(plan)
     if source_refs:
-        reads: list[Callable[[], Any]] = [lambda r=ref: read_config_source(r) for ref in source_refs]
-        results = run_concurrently(reads + listing_calls)
-        errors = [result for result in results if isinstance(result, KubeError)]
+        reads = [partial(read_config_source, ref) for ref in source_refs]
+        first_calls: list[Callable[[], ConfigSource | list[LabelledObject]]] = [*reads, *listing_calls]
+        first_results = run_concurrently(first_calls)
+        errors = [result for result in first_results if isinstance(result, KubeError)]
         if errors:
             raise most_serious(errors)
-        sources = {source.ref: source for source in results[: len(reads)]}
-        existing = [found for listed in results[len(reads) :] for found in listed]
+        # No errors now: the reads answered ConfigSources, the listings lists.
+        sources = {source.ref: source for source in first_results[: len(reads)] if isinstance(source, ConfigSource)}
+        existing = [found for listed in first_results[len(reads) :] if isinstance(listed, list) for found in listed]
         listing_calls = []
 
     manifests = plan_objects(plan, gaffer_sources=sources)
-    applies: list[Callable[[], Any]] = [lambda m=manifest: apply_object(m) for manifest in manifests]
-    results = run_concurrently(applies + listing_calls)
+    applies = [partial(apply_object, manifest) for manifest in manifests]
+    calls: list[Callable[[], AppliedObject | list[LabelledObject]]] = [*applies, *listing_calls]
+    results = run_concurrently(calls)
     apply_results = results[: len(applies)]
     failures = [result for result in apply_results if isinstance(result, KubeError)]
     if failures:
-        created = [result.ref for result in apply_results if not isinstance(result, KubeError) and result.created]
+        created = [result.ref for result in apply_results if isinstance(result, AppliedObject) and result.created]
         _undo(created)
         raise most_serious(failures)
 
     refs = [ref_of(manifest) for manifest in manifests]
     if existing is None:
         listings = results[len(applies) :]
-        existing = [found for listed in listings if not isinstance(listed, KubeError) for found in listed]
-    _prune(plan, existing, keep=set(refs))
+        existing = [found for listed in listings if isinstance(listed, list) for found in listed]
+    _prune(plan, existing, keep=set(refs), previous=previous)
     return ProvisionResult(reply=plan_reply(plan), objects=refs)
 
 
@@ -595,12 +612,17 @@ def _undo(created: Sequence[ObjectRef]) -> None:
         logger.warning("could not remove %s %s/%s after a failed apply: %s", ref.kind, ref.namespace, ref.name, error)
 
 
-def _prune(plan: SpawnPlan, existing: Sequence[LabelledObject], *, keep: set[ObjectRef]) -> None:
+def _prune(
+    plan: SpawnPlan,
+    existing: Sequence[LabelledObject],
+    *,
+    keep: set[ObjectRef],
+    previous: Sequence[ObjectRef] = (),
+) -> None:
     # Failing to prune does not fail the spawn: the new set is complete, and
     # /poststop removes the leftovers with the rest.
-    stale = [
-        found.ref for found in existing if found.ref not in keep and owned_by(found, plan.username, plan.server_name)
-    ]
+    listed = [found.ref for found in existing if owned_by(found, plan.username, plan.server_name)]
+    stale = [ref for ref in dict.fromkeys([*previous, *listed]) if ref not in keep]
     if not stale:
         return
     _, failed = delete_objects(stale)

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import Subquery
 from django.utils import timezone
 
 from inventory.access import (
     Bound,
+    NamespaceChoice,
     UserAccess,
     effective_bounds,
-    graph_list,
-    hdfs_list,
-    namespace_list,
+    may_use_graph,
+    may_use_hdfs,
+    may_use_namespace_option,
+    may_use_profile,
+    may_use_service_account,
+    may_use_volume,
+    namespace_for_pattern,
     preset_fits,
-    preset_list,
-    profile_list,
-    service_account_list,
-    user_access,
-    volume_list,
 )
-from inventory.models import SyncRound
+from inventory.generation import GENERATION_PK
+from inventory.models import InventoryGeneration, SyncRound
 from spawning.form import CUSTOM_PRESET
 from spawning.models import RememberedChoices
+from spawning.snapshot import InventorySnapshot, Offer, inventory_snapshot
 
 # Form fields whose remembered value is kept only while it is still offered.
 _CHOICE_FIELDS = (
@@ -63,18 +71,86 @@ def default_volume_name(server_name: str) -> str:
 
 
 def inventory_freshness() -> dict[str, Any]:
-    """When the inventory was last synced, and whether that is too long ago to trust."""
-    last = (
+    """When the inventory was last synced, and whether to distrust it: synced too long ago, or the
+    latest full round failed (the cluster unreachable), whatever watch rounds did since."""
+    latest_full_status = (
+        SyncRound.objects.filter(kind=SyncRound.Kind.FULL)
+        .exclude(status=SyncRound.Status.RUNNING)
+        .order_by("-started_at")
+        .values("status")[:1]
+    )
+    # One query: the latest full round's status rides along with the last completed round.
+    row = (
         SyncRound.objects.filter(status=SyncRound.Status.COMPLETED, finished_at__isnull=False)
-        .order_by("-finished_at")
-        .values_list("finished_at", flat=True)
+        .annotate(latest_full_status=Subquery(latest_full_status))
+        # By start, on its index: rounds never overlap (one writer), and rounds are never pruned.
+        .order_by("-started_at")
+        .values_list("finished_at", "latest_full_status")
         .first()
     )
-    if last is None:
+    return _freshness(*(row or (None, None)))
+
+
+def _freshness(last_completed: datetime | None, latest_full_status: str | None) -> dict[str, Any]:
+    if last_completed is None:
         return {"last_synced_at": None, "stale": True}
     # Several missed rounds in a row mean the sync is not running.
     stale_after = timedelta(seconds=max(3 * float(settings.SYNC_INTERVAL), 60.0))
-    return {"last_synced_at": last.isoformat(), "stale": timezone.now() - last > stale_after}
+    too_old = timezone.now() - last_completed > stale_after
+    return {
+        "last_synced_at": last_completed.isoformat(),
+        "stale": too_old or latest_full_status == SyncRound.Status.FAILED,
+    }
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """What /options reads afresh on every request, in one round trip."""
+
+    generation: tuple[int, uuid.UUID] | None
+    freshness: dict[str, Any]
+    remembered: dict[str, str]
+
+
+def request_state(*, username: str, server_name: str) -> RequestState:
+    """The inventory generation, the sync's freshness and the remembered choices, in one query.
+
+    Plain SQL because this runs on every /options call: compiling three ORM
+    queries cost more than running them. The same filters as
+    ``inventory_freshness`` and ``remembered_choices_get``.
+    """
+    generation_table = InventoryGeneration._meta.db_table
+    rounds = SyncRound._meta.db_table
+    choices_table = RememberedChoices._meta.db_table
+    sql = (
+        f"SELECT (SELECT number FROM {generation_table} WHERE id = %s),"  # noqa: S608
+        f" (SELECT token FROM {generation_table} WHERE id = %s),"
+        f" (SELECT finished_at FROM {rounds} WHERE status = %s AND finished_at IS NOT NULL"
+        "   ORDER BY started_at DESC LIMIT 1),"
+        f" (SELECT status FROM {rounds} WHERE kind = %s AND status <> %s ORDER BY started_at DESC LIMIT 1),"
+        f" (SELECT choices FROM {choices_table} WHERE username = %s AND server_name = %s LIMIT 1)"
+    )
+    params: list[int | str] = [
+        GENERATION_PK,
+        GENERATION_PK,
+        SyncRound.Status.COMPLETED.value,
+        SyncRound.Kind.FULL.value,
+        SyncRound.Status.RUNNING.value,
+        username,
+        server_name,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        number, token, last_completed, full_status, choices = cursor.fetchone()
+    if isinstance(choices, str | bytes):
+        choices = json.loads(choices)
+    if isinstance(token, str):
+        token = uuid.UUID(token)
+    return RequestState(
+        generation=(number, token) if number is not None else None,
+        freshness=_freshness(last_completed, full_status),
+        remembered=dict(choices) if isinstance(choices, dict) else {},
+    )
 
 
 def remembered_choices_get(*, username: str, server_name: str) -> dict[str, str]:
@@ -87,87 +163,88 @@ def remembered_choices_get(*, username: str, server_name: str) -> dict[str, str]
 
 
 def options_data(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> dict[str, Any]:
-    """Everything the spawn form offers this user; a fixed number of queries whatever the inventory size."""
-    access = user_access(username=username, groups=groups)
-    return _options_data(access=access, username=username, server_name=server_name, default_namespace=default_namespace)
+    """Everything the spawn form offers this user; a fixed number of queries whatever the inventory size.
+
+    What does not depend on the user comes from the per-process inventory snapshot
+    (one query while the inventory is unchanged); the access rules are applied
+    here with the predicates /prespawn uses.
+    """
+    state = request_state(username=username, server_name=server_name)
+    snapshot = inventory_snapshot(generation=state.generation)
+    access = snapshot.rules.for_user(username=username, groups=groups)
+    return _options_data(
+        snapshot=snapshot,
+        state=state,
+        access=access,
+        username=username,
+        server_name=server_name,
+        default_namespace=default_namespace,
+    )
 
 
-def _options_data(*, access: UserAccess, username: str, server_name: str, default_namespace: str) -> dict[str, Any]:
-    profiles = profile_list(access=access)
-    presets = preset_list()
+def _namespaces(snapshot: InventorySnapshot, access: UserAccess) -> list[NamespaceChoice]:
+    """Namespaces the user may use, in the operators' order, only those that exist."""
+    resolved: dict[str, str] = {}
+    for option in snapshot.namespace_options:
+        if not may_use_namespace_option(access, option):
+            continue
+        name = namespace_for_pattern(option.pattern, username=access.username)
+        resolved.setdefault(name, option.description)
+    return [
+        NamespaceChoice(name=name, description=desc)
+        for name, desc in resolved.items()
+        if name in snapshot.present_namespaces
+    ]
+
+
+def _in_namespaces(by_namespace: Mapping[str, tuple[Offer, ...]], namespaces: list[str]) -> list[Offer]:
+    """The offers in these namespaces, in the inventory's order."""
+    offers = [offer for name in dict.fromkeys(namespaces) for offer in by_namespace.get(name, ())]
+    return sorted(offers, key=lambda offer: offer.position)
+
+
+def _options_data(
+    *,
+    snapshot: InventorySnapshot,
+    state: RequestState,
+    access: UserAccess,
+    username: str,
+    server_name: str,
+    default_namespace: str,
+) -> dict[str, Any]:
+    presets = list(snapshot.presets)
     bounds = effective_bounds(access=access, presets=presets)
-    offered_presets = [p for p in presets if preset_fits(p, bounds)]
-    namespaces = namespace_list(access=access)
+    namespaces = _namespaces(snapshot, access)
     namespace_names = [n.name for n in namespaces]
-    accounts = service_account_list(access=access, namespaces=namespace_names)
-    volumes = volume_list(access=access, namespaces=namespace_names)
-    hdfs = hdfs_list(access=access)
-    graphs = graph_list(access=access)
+    accounts = [
+        o
+        for o in _in_namespaces(snapshot.accounts_by_namespace, namespace_names)
+        if may_use_service_account(access, o.item, namespaces=namespace_names)
+    ]
+    volumes = [
+        o
+        for o in _in_namespaces(snapshot.volumes_by_namespace, namespace_names)
+        if may_use_volume(access, o.item, namespaces=namespace_names)
+    ]
 
+    # Copies: the snapshot's dicts are shared by every request of this process.
     data: dict[str, Any] = {
         "username": username,
         "server_name": server_name,
-        "profiles": [
-            {
-                "slug": p.slug,
-                "display_name": p.display_name,
-                "description": p.description,
-                "image": p.image,
-                "default": p.default,
-                "enable_hdfs": p.enable_hdfs,
-                "enable_gaffer": p.enable_gaffer,
-                "enable_spark": p.enable_spark,
-            }
-            for p in profiles
-        ],
-        "presets": [
-            {
-                "slug": p.slug,
-                "display_name": p.display_name,
-                "description": p.description,
-                "default": p.default,
-                "cpu": float(p.cpu),
-                "mem": int(p.mem),
-                "spark_cpu": float(p.spark_cpu),
-                "spark_mem": int(p.spark_mem),
-                "disk": int(p.disk),
-            }
-            for p in offered_presets
-        ],
+        "profiles": [dict(o.out) for o in snapshot.profiles if may_use_profile(access, o.item)],
+        "presets": [dict(snapshot.preset_out[p.pk]) for p in presets if preset_fits(p, bounds)],
         "bounds": _bounds_out(bounds),
         "namespaces": [{"name": n.name, "description": n.description} for n in namespaces],
-        "service_accounts": [
-            {
-                "id": a.key,
-                "namespace": a.namespace,
-                "name": a.name,
-                "label": a.label,
-                "description": a.description,
-                "role_arn": a.role_arn,
-                "role_name": a.role_name,
-                "role_console_url": a.role_console_url,
-            }
-            for a in accounts
-        ],
-        "volumes": [
-            {
-                "id": v.key,
-                "namespace": v.namespace,
-                "name": v.name,
-                "volume_name": v.volume_name,
-                "server_name": v.owner_servername,
-                "capacity": v.capacity,
-            }
-            for v in volumes
-        ],
-        "hdfs": [{"id": i.key, "label": i.label, "description": i.description, "url": i.url} for i in hdfs],
-        "gaffer_graphs": [{"id": g.key, "label": g.label, "description": g.summary, "url": g.url} for g in graphs],
-        "inventory": inventory_freshness(),
+        "service_accounts": [dict(o.out) for o in accounts],
+        "volumes": [dict(o.out) for o in volumes],
+        "hdfs": [dict(o.out) for o in snapshot.hdfs if may_use_hdfs(access, o.item)],
+        "gaffer_graphs": [dict(o.out) for o in snapshot.graphs if may_use_graph(access, o.item)],
+        "inventory": state.freshness,
     }
     data["selected"] = _selected(
         data=data,
         bounds=bounds,
-        remembered=remembered_choices_get(username=username, server_name=server_name),
+        remembered=state.remembered,
         server_name=server_name,
         default_namespace=default_namespace,
     )

@@ -126,6 +126,16 @@ class PrespawnInputSerializer(IdentitySerializer):
     default_namespace = serializers.CharField(max_length=63, allow_blank=True)
     user_options = UserOptionsField(child=serializers.JSONField(), allow_empty=True)
     profile = serializers.CharField(max_length=63, allow_blank=True)
+    reply_version = serializers.IntegerField(
+        min_value=1,
+        max_value=2,
+        required=False,
+        default=1,
+        help_text=(
+            "1: only the original server's reply keys. 2: also `image` and `kubespawner_override`, "
+            "for a hub that applies them (the spawner in hub/)."
+        ),
+    )
 
 
 class PoststopInputSerializer(IdentitySerializer):
@@ -183,7 +193,9 @@ class _ServiceAccountOut(serializers.Serializer):
     id = serializers.CharField(help_text="namespace:name")
     namespace = serializers.CharField()
     name = serializers.CharField()
-    label = serializers.CharField()
+    # DRF's metaclass moves declared fields off the class, so this does not shadow
+    # Field.label at run time; the stubs cannot see that.
+    label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField()
     role_arn = serializers.CharField()
     role_name = serializers.CharField()
@@ -201,7 +213,9 @@ class _VolumeOut(serializers.Serializer):
 
 class _InstanceOut(serializers.Serializer):
     id = serializers.CharField()
-    label = serializers.CharField()
+    # DRF's metaclass moves declared fields off the class, so this does not shadow
+    # Field.label at run time; the stubs cannot see that.
+    label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField()
     url = serializers.CharField()
 
@@ -267,5 +281,9 @@ class ErrorSerializer(serializers.Serializer):
     """Every error: a code, and either the fields at fault or a message."""
 
     error = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # DRF's metaclass moves declared fields off the class, so this does not shadow
+    # Serializer.fields at run time; the stubs cannot see that.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
     detail = serializers.CharField(required=False)

@@ -12,10 +12,12 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
 
 from inventory.access import (
     WHOLE_NUMBER_FIELDS,
@@ -37,6 +39,7 @@ from kube.client import KubeError
 from spawning import cleanup, provisioning
 from spawning.errors import ChoiceRefused
 from spawning.form import CUSTOM_PRESET
+from spawning.locks import server_lock
 from spawning.models import RememberedChoices, SpawnRecord
 from spawning.plan import (
     GafferChoice,
@@ -320,6 +323,21 @@ def _object_list(objects: list[Any]) -> list[dict[str, str]]:
     return [asdict(obj) for obj in objects]
 
 
+def _previous_objects(username: str, server_name: str) -> list[provisioning.ObjectRef]:
+    """What the last successful spawn of this server made, as recorded."""
+    last = (
+        SpawnRecord.objects.filter(username=username, server_name=server_name, result=SpawnRecord.Result.PROVISIONED)
+        .order_by("-created_at", "-id")
+        .values_list("cluster_objects", flat=True)
+        .first()
+    )
+    refs = []
+    for item in last or []:
+        if isinstance(item, dict) and {"kind", "namespace", "name"} <= item.keys():
+            refs.append(provisioning.ObjectRef(kind=item["kind"], namespace=item["namespace"], name=item["name"]))
+    return refs
+
+
 def prespawn_provision(
     *,
     username: str,
@@ -329,8 +347,13 @@ def prespawn_provision(
     profile: str,
     user_options: Mapping[str, str],
     groups: list[str] | tuple[str, ...] = (),
+    reply_version: int = 1,
 ) -> dict[str, Any]:
     """Validate, then apply everything the notebook needs; returns the overrides for the hub.
+
+    ``reply_version`` 1 keeps to the original contract's reply keys: a hub on that
+    contract mutates its spawner from the reply, and keys it never knew could set
+    traits it does not expect. 2 adds the image and the profile's extra overrides.
 
     Every call is recorded, whether it was refused, failed in the cluster or succeeded.
     """
@@ -368,7 +391,18 @@ def prespawn_provision(
         record.service_account = plan.service_account.name
         record.iam_role_arn = plan.service_account.role_arn
     try:
-        result = provisioning.provision(plan)
+        # The lock covers the record too: the next spawn of this server prunes by it.
+        with server_lock(username=username, server_name=server_name):
+            result = provisioning.provision(plan, previous=_previous_objects(username, server_name))
+            reply = result.reply
+            if reply_version < 2:
+                reply = {key: value for key, value in reply.items() if key not in provisioning.EXTENDED_REPLY_KEYS}
+            record.result = SpawnRecord.Result.PROVISIONED
+            record.cluster_objects = _object_list(result.objects)
+            # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
+            record.reply = json.loads(json.dumps(reply, cls=DjangoJSONEncoder))
+            record.duration_ms = _elapsed_ms(started)
+            record.save()
     except Exception as exc:
         # Recorded here because the exception handler that answers 503 knows nothing of records.
         record.result = SpawnRecord.Result.FAILED
@@ -381,12 +415,6 @@ def prespawn_provision(
     RememberedChoices.objects.update_or_create(
         username=username, server_name=server_name, defaults={"choices": validated.choices}
     )
-    record.result = SpawnRecord.Result.PROVISIONED
-    record.cluster_objects = _object_list(result.objects)
-    # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
-    record.reply = json.loads(json.dumps(result.reply, cls=DjangoJSONEncoder))
-    record.duration_ms = _elapsed_ms(started)
-    record.save()
     logger.info(
         "prespawn provisioned",
         extra={
@@ -397,7 +425,7 @@ def prespawn_provision(
             "duration_ms": record.duration_ms,
         },
     )
-    return result.reply
+    return reply
 
 
 def poststop_clean(
@@ -407,7 +435,8 @@ def poststop_clean(
     started = time.monotonic()
     record = SpawnRecord(username=username, server_name=server_name, pod_name=pod_name, groups=list(groups))
     try:
-        deleted = cleanup.poststop_cleanup(username=username, server_name=server_name)
+        with server_lock(username=username, server_name=server_name):
+            deleted = cleanup.poststop_cleanup(username=username, server_name=server_name)
     except Exception as exc:
         record.result = SpawnRecord.Result.FAILED
         record.message = f"poststop: {exc}"
@@ -419,3 +448,12 @@ def poststop_clean(
     record.duration_ms = _elapsed_ms(started)
     record.save()
     return record.cluster_objects
+
+
+def spawn_record_prune(*, retention_days: int) -> int:
+    """Delete spawn records older than the retention period; returns how many went."""
+    if retention_days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=retention_days)
+    deleted, _ = SpawnRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

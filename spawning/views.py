@@ -60,6 +60,9 @@ class PrespawnView(APIView):
         responses={
             200: PrespawnOutputSerializer,
             **_ERRORS,
+            502: OpenApiResponse(
+                ErrorSerializer, description="The cluster rejected the configuration; an operator must fix it"
+            ),
             503: OpenApiResponse(ErrorSerializer, description="The Kubernetes API failed; retrying is safe"),
         },
         summary="Validate and provision a spawn",
@@ -78,6 +81,7 @@ class PrespawnView(APIView):
             profile=values["profile"],
             user_options=values["user_options"],
             groups=values["groups"],
+            reply_version=values["reply_version"],
         )
         return Response(reply)
 
@@ -90,6 +94,9 @@ class PoststopView(APIView):
         responses={
             200: PoststopOutputSerializer,
             **_ERRORS,
+            502: OpenApiResponse(
+                ErrorSerializer, description="The cluster rejected the configuration; an operator must fix it"
+            ),
             503: OpenApiResponse(ErrorSerializer, description="The Kubernetes API failed; retrying is safe"),
         },
         summary="Clean up after a stopped notebook",

@@ -1,4 +1,4 @@
-"""Helpers for the hub API tests: an authenticated hub client and inventory rows built directly.
+"""Shared building blocks for the hub API tests: an authenticated hub client and inventory rows built directly.
 
 The cluster sync is tested elsewhere; here the inventory is written as the sync
 would leave it, and namespaces are also made in the real apiserver when a test

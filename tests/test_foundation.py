@@ -26,7 +26,7 @@ def test_secret_file_that_cannot_be_read_is_a_clear_error(monkeypatch: pytest.Mo
         envsecret("SOME_TOKEN")
 
 
-def test_env_helpers_parse_and_reject(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_readers_parse_and_reject(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAG", "yes")
     monkeypatch.setenv("COUNT", "12")
     monkeypatch.setenv("HOSTS", "a.example, b.example ,")

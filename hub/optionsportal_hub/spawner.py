@@ -126,6 +126,14 @@ class OptionsPortalSpawner(KubeSpawner):
         True, help="Call /poststop after the pod is gone (ignored with the 'original' request shape)."
     ).tag(config=True)
 
+    # KubeSpawner traits this class merges into, typed for the checker: KubeSpawner has no
+    # annotations. Bare annotations make no class attribute, so the traits stay as they are.
+    environment: dict[str, Any]
+    extra_labels: dict[str, str]
+    storage_extra_labels: dict[str, str]
+    volumes: list[dict[str, Any]] | dict[str, dict[str, Any]]
+    volume_mounts: list[dict[str, Any]] | dict[str, dict[str, Any]]
+
     @default("options_portal_url")
     def _options_portal_url_from_env(self) -> str:
         return os.environ.get("OPTIONS_PORTAL_URL", "")
@@ -197,6 +205,8 @@ class OptionsPortalSpawner(KubeSpawner):
         payload = {**self.identity(), "user_options": user_options, "profile": profile}
         if not self.original_shape:
             payload["groups"] = self.user_group_names()
+            # Ask for the image and the profile's extra overrides in the reply too.
+            payload["reply_version"] = 2
         return payload
 
     async def fetch_options_form(self, spawner: Any = None) -> str:

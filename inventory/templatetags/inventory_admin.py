@@ -52,6 +52,7 @@ def inventory_freshness(*, now: datetime | None = None) -> Freshness:
             True,
         )
     synced_at = completed.finished_at
+    assert synced_at is not None  # the query above only takes rows with finished_at set
     age = (now - synced_at).total_seconds()
     stale = age > stale_after_seconds()
     message = f"Inventory last synced {timesince(synced_at, now)} ago (completed)."

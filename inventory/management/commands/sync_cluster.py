@@ -12,13 +12,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from inventory.models import SyncRound
 from inventory.sync import Change, ClusterState, Outcome, Relist, WriterLock, sync_apply, sync_full_round
 from kube.client import KubeError, KubeGone
 from kube.discovery import DEFAULT_PAGE_SIZE, EventType, Kind, Listing, WatchEvent, list_objects, watch_objects
 from spawning.cleanup import sweep_orphans
+from spawning.services import spawn_record_prune
 
 logger = logging.getLogger("optionsportal.sync")
 
@@ -161,7 +162,25 @@ class SyncLoop:
         return False
 
     def step(self) -> bool:
-        """Run a full round when due, else apply queued changes; True if more work is waiting."""
+        """Run a full round when due, else apply queued changes; True if more work is waiting.
+
+        A database failure (PostgreSQL restarting, a connection cut) ends the step, not
+        the process: it is reported, the broken connection dropped, and the next full
+        round is retried with backoff.
+        """
+        try:
+            return self._step()
+        except DatabaseError as exc:
+            self.failures += 1
+            delay = backoff_seconds(self.failures)
+            self.report(f"database error, retrying in {delay:.0f} s: {exc}")
+            for connection in connections.all():
+                connection.close_if_unusable_or_obsolete()
+            self.next_full_round = time.monotonic() + delay
+            self.stop.wait(delay)
+            return False
+
+    def _step(self) -> bool:
         if time.monotonic() >= self.next_full_round:
             self.full_round()
             return True
@@ -175,6 +194,13 @@ class SyncLoop:
                 items.append(self.queue.get_nowait())
             except queue.Empty:
                 break
+        # Checked before every write, not only at full rounds: a writer whose lock
+        # connection dropped must not keep writing beside the one that took over.
+        if not self.lock.still_held():
+            self.lost_lock = True
+            self.report("lost the writer lock: stopping")
+            self.stop.set()
+            return False
         sync_round, outcome = sync_apply(state=self.state, items=items)
         if sync_round is not None:
             self.report(describe(sync_round, outcome))
@@ -217,6 +243,9 @@ class SyncLoop:
             self.report(f"orphan sweep deleted {len(swept)} objects")
             for ref in swept[:MAX_CHANGE_LINES]:
                 self.report(f"  x {ref.kind} {ref.namespace}/{ref.name}")
+        pruned = spawn_record_prune(retention_days=settings.SPAWN_RECORD_RETENTION_DAYS)
+        if pruned:
+            self.report(f"deleted {pruned} spawn records older than {settings.SPAWN_RECORD_RETENTION_DAYS} days")
 
     def ensure_watchers(self) -> None:
         """One watcher per listed kind, started from that list's version; never two."""

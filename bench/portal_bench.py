@@ -1,0 +1,892 @@
+"""The hub API under load: POST /options and POST /prespawn against a realistic inventory.
+
+Run by hand (never in the test suite); see bench/README.md:
+
+    scripts/test-kube.sh start /tmp/kube-bench
+    psql postgres://postgres@127.0.0.1:5432/postgres -c "CREATE DATABASE op_bench"
+    .venv/bin/pip install -r bench/requirements.txt        # matplotlib, for the plot
+    apt-get install -y wrk
+    .venv/bin/python bench/portal_bench.py --kube-dir /tmp/kube-bench \\
+        --database-url postgres://postgres@127.0.0.1:5432/op_bench --json bench/results.json --plot docs/bench-hub-api.png
+
+What it does, in order:
+
+1. fills the apiserver with the inventory of a mid-sized deployment (200
+   namespaces, 50 HDFS namenode Services, 50 Gaffer graphs with their API
+   Service, graph-config and schema ConfigMaps and store-properties Secret,
+   500 notebook service accounts, 1,000 notebook PVCs), labelled as the
+   original options server discovered them; objects already there are kept;
+2. migrates the database, runs one ``sync_cluster --once`` round, loads the
+   demo configuration (profiles, presets, namespace options, access rules);
+3. counts the SQL queries of one /options and one /prespawn in-process
+   (Django test client) and times single apiserver calls;
+4. starts the portal under gunicorn (2 workers, gunicorn.conf.py, DEBUG off)
+   and drives each endpoint with wrk from a second process at each
+   concurrency for a fixed duration; /prespawn bodies change the user and
+   server name every request, so each one creates real objects;
+5. reads the workers' resident memory from /proc, prints everything, and
+   writes the figures as JSON and a plot.
+
+The database it is pointed at is used as it is: give it one of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+TOKEN = "bench-hub-token-" + "0" * 16  # a throwaway token for a local bench
+
+USERS = 190
+TEAMS = 8
+GROUPS = ["data-science"]
+PROFILE = "gaffer-pyspark"
+HDFS_CHOICE = "analytics:hdfs-03"
+GRAPH_CHOICE = "analytics:graph-03"
+
+
+def user(index: int) -> str:
+    return f"u{index % USERS:03d}"
+
+
+# --- 1. The cluster ------------------------------------------------------------------------------
+
+
+@dataclass
+class Inventory:
+    """How many of each kind the bench put in the cluster."""
+
+    namespaces: int = 0
+    hdfs: int = 0
+    graphs: int = 0
+    service_accounts: int = 0
+    volumes: int = 0
+
+
+def _labels(name: str, component: str, instance: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": instance,
+    }
+
+
+def inventory_manifests() -> tuple[list[str], list[tuple[str, str, dict[str, Any]]]]:
+    """Namespaces, then (kind, namespace, body) for every labelled object."""
+    users = [f"user-{user(i)}" for i in range(USERS)]
+    teams = [f"team-{i:02d}" for i in range(TEAMS)]
+    namespaces = ["analytics", *teams, *users]
+    shared = ["analytics", *teams]
+    objects: list[tuple[str, str, dict[str, Any]]] = []
+
+    for i in range(50):
+        ns = "analytics" if i < 10 else teams[i % TEAMS]
+        name = f"hdfs-{i:02d}"
+        objects.append(
+            (
+                "service",
+                ns,
+                {
+                    "metadata": {"name": f"{name}-namenodes", "labels": _labels("hdfs", "namenode", name)},
+                    "spec": {"ports": [{"name": "client-rpc", "port": 8020}, {"name": "http", "port": 9870}]},
+                },
+            )
+        )
+    for i in range(50):
+        ns = "analytics" if i < 10 else teams[i % TEAMS]
+        graph = f"graph-{i:02d}"
+        description = f"Graph {i}: road traffic counts for region {i % 12}, updated nightly."
+        objects += [
+            (
+                "service",
+                ns,
+                {
+                    "metadata": {"name": f"{graph}-api", "labels": _labels("gaffer", "api", graph)},
+                    "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+                },
+            ),
+            (
+                "config_map",
+                ns,
+                {
+                    "metadata": {"name": f"{graph}-graph-config", "labels": _labels("gaffer", "graph-config", graph)},
+                    "data": {"graphConfig.json": json.dumps({"graphId": graph, "description": description})},
+                },
+            ),
+            (
+                "config_map",
+                ns,
+                {
+                    "metadata": {"name": f"{graph}-schema", "labels": _labels("gaffer", "schema", graph)},
+                    "data": {
+                        "elements.json": json.dumps({"entities": {"Junction": {"vertex": "junction"}}, "edges": {}}),
+                        "types.json": json.dumps({"types": {"junction": {"class": "java.lang.String"}}}),
+                    },
+                },
+            ),
+            (
+                "secret",
+                ns,
+                {
+                    "metadata": {
+                        "name": f"{graph}-store-properties",
+                        "labels": _labels("gaffer", "store-properties", graph),
+                    },
+                    "stringData": {"store.properties": f"gaffer.store.class=AccumuloStore\npassword={graph}-secret\n"},
+                },
+            ),
+        ]
+    for i in range(500):
+        if i < 30:
+            ns, name, allowed = shared[i % len(shared)], f"shared-{i:02d}", ",".join(user(i * 7 + k) for k in range(5))
+        else:
+            ns, name, allowed = users[i % len(users)], f"notebook-{(i - 30) // len(users)}", ""
+        annotations = {"eks.amazonaws.com/role-arn": f"arn:aws:iam::123456789012:role/notebooks/{ns}-{name}"}
+        if allowed:
+            annotations["hub.jupyter.org/users"] = allowed
+        objects.append(
+            (
+                "service_account",
+                ns,
+                {
+                    "metadata": {
+                        "name": name,
+                        "labels": {"hub.jupyter.org/notebook-service-account": "true"},
+                        "annotations": annotations,
+                    }
+                },
+            )
+        )
+    for i in range(1000):
+        owner_index = i % len(users)
+        ns = "analytics" if i % 20 == 19 else users[owner_index]
+        server = "" if i < len(users) else f"s{i // len(users)}"
+        volume = server or "default"
+        objects.append(
+            (
+                "persistent_volume_claim",
+                ns,
+                {
+                    "metadata": {
+                        "name": f"claim-{user(owner_index)}-{volume}-{i}",
+                        "labels": {
+                            "app.kubernetes.io/name": "jupyterhub",
+                            "app.kubernetes.io/component": "notebook-volume",
+                            "hub.jupyter.org/username": user(owner_index),
+                            "hub.jupyter.org/servername": server,
+                            "hub.jupyter.org/volume-name": volume,
+                        },
+                    },
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+                },
+            )
+        )
+    return namespaces, objects
+
+
+def fill_cluster(kubeconfig: str) -> Inventory:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.client.exceptions import ApiException
+
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = 16
+    core = k8s.CoreV1Api(k8s.ApiClient(configuration))
+    namespaces, objects = inventory_manifests()
+
+    def created(call: Callable[[], Any]) -> int:
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return 0
+        return 1
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda ns: created(lambda: core.create_namespace({"metadata": {"name": ns}})), namespaces))
+        made = sum(
+            pool.map(
+                lambda o: created(
+                    lambda: getattr(core, f"create_namespaced_{o[0]}")(o[1], o[2], _preload_content=False)
+                ),
+                objects,
+            )
+        )
+    print(f"cluster: {len(namespaces) + 1} namespaces (with default), {len(objects)} labelled objects, {made} new")
+    return Inventory(
+        namespaces=len(namespaces) + 1,
+        hdfs=sum(
+            1 for kind, _, body in objects if kind == "service" and body["metadata"]["name"].endswith("-namenodes")
+        ),
+        graphs=sum(1 for kind, _, _ in objects if kind == "secret"),
+        service_accounts=sum(1 for kind, _, _ in objects if kind == "service_account"),
+        volumes=sum(1 for kind, _, _ in objects if kind == "persistent_volume_claim"),
+    )
+
+
+# --- 2. The database ----------------------------------------------------------------------------
+
+
+def portal_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "KUBECONFIG": f"{args.kube_dir}/kubeconfig",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + secrets.token_hex(16),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "OPTIONS_PORTAL_HUB_TOKEN": TOKEN,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def manage(args: argparse.Namespace, *command: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=portal_env(args),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"manage.py {' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def prepare_database(args: argparse.Namespace) -> str:
+    manage(args, "migrate", "--no-input", "-v", "0")
+    started = time.monotonic()
+    summary = manage(args, "sync_cluster", "--once").splitlines()[0]
+    print(f"sync: {summary} ({time.monotonic() - started:.1f} s with start-up)")
+    manage(args, "load_demo")
+    return summary
+
+
+_django_ready = False
+
+
+def django_setup(args: argparse.Namespace) -> None:
+    """The portal's code in this process, configured as the gunicorn workers are."""
+    global _django_ready
+    if _django_ready:
+        return
+    os.environ.update(portal_env(args))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "optionsportal.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    _django_ready = True
+    from inventory.models import NamespaceOption
+
+    # Team namespaces, each for its own JupyterHub group (the bench user is in team-03).
+    for index in range(TEAMS):
+        NamespaceOption.objects.update_or_create(
+            pattern=f"team-{index:02d}",
+            defaults={"description": f"Team {index}", "groups": [f"team-{index:02d}"], "order": 40 + index},
+        )
+
+
+# --- 3. Request bodies ---------------------------------------------------------------------------
+
+
+def options_body(index: int) -> dict[str, Any]:
+    name = user(index)
+    return {
+        "username": name,
+        "server_name": "",
+        "pod_name": f"jupyter-{name}",
+        "default_namespace": f"user-{name}",
+        "groups": [*GROUPS, "team-03"],
+    }
+
+
+def prespawn_body(index: int, server: str) -> dict[str, Any]:
+    name = user(index)
+    namespace = f"user-{name}"
+    options = {
+        "profile": PROFILE,
+        "resource_preset": "medium",
+        "resources_cpu": "1",
+        "resources_mem": "2048",
+        "k8s_namespace": namespace,
+        "volume": "",
+        "volume_name": server,
+        "resources_hdd": "10",
+        "k8s_service_account": f"{namespace}:notebook-0",
+        "hdfs": HDFS_CHOICE,
+        "gaffer_graph": GRAPH_CHOICE,
+        "spark_cpu": "1",
+        "spark_mem": "1024",
+    }
+    return {
+        "username": name,
+        "server_name": server,
+        "pod_name": f"jupyter-{name}-{server}",
+        "default_namespace": namespace,
+        "groups": GROUPS,
+        "profile": PROFILE,
+        "user_options": {key: [value] for key, value in options.items()},
+    }
+
+
+# --- 4. In-process measurements ------------------------------------------------------------------
+
+
+@dataclass
+class InProcess:
+    """Queries per request and apiserver call latency, measured inside this process."""
+
+    options_queries: int = 0
+    prespawn_queries: int = 0
+    options_bytes: int = 0
+    prespawn_objects: int = 0
+    prespawn_reads: int = 0
+    prespawn_lists: int = 0
+    single_apply_ms: float = 0.0
+    single_read_ms: float = 0.0
+    prespawn_inprocess_ms: float = 0.0
+    phases_ms: dict[str, float] = field(default_factory=dict)
+
+
+def measure_in_process(args: argparse.Namespace) -> InProcess:
+    django_setup(args)
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from kube.provision import KINDS, ObjectRef, apply_object, read_config_source
+    from spawning.models import SpawnRecord
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"token {TOKEN}")
+    result = InProcess()
+    client.post("/options", options_body(7), content_type="application/json")  # warm caches and connections
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/options", options_body(7), content_type="application/json")
+    assert response.status_code == 200, response.content[:500]
+    result.options_queries = len(captured.captured_queries)
+    result.options_bytes = len(response.content)
+    data = response.json()
+    print(
+        f"/options for {options_body(7)['username']}: {len(data['namespaces'])} namespaces, "
+        f"{len(data['service_accounts'])} service accounts, {len(data['volumes'])} volumes, {len(data['hdfs'])} HDFS, "
+        f"{len(data['gaffer_graphs'])} graphs, {result.options_bytes} bytes"
+    )
+
+    if "prespawn" not in args.endpoints.split(","):
+        # Only /options asked for: its figures do not need the apiserver timings below.
+        return result
+
+    client.post("/prespawn", prespawn_body(7, "warm"), content_type="application/json")
+    server = f"q{secrets.token_hex(3)}"
+    started = time.monotonic()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/prespawn", prespawn_body(7, server), content_type="application/json")
+    result.prespawn_inprocess_ms = (time.monotonic() - started) * 1000
+    assert response.status_code == 200, response.content[:500]
+    result.prespawn_queries = len(captured.captured_queries)
+    record = SpawnRecord.objects.filter(server_name=server).latest("pk")
+    result.prespawn_objects = len(record.cluster_objects)
+    result.prespawn_reads = 3  # the graph's two ConfigMaps and its Secret, copied into the user's namespace
+    result.prespawn_lists = len(KINDS)
+
+    # One apply of a small ConfigMap and one read, each on its own, as the apiserver answers them.
+    namespace = "user-" + user(7)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "bench-single-apply", "namespace": namespace, "labels": {"bench": "true"}},
+        "data": {"n": "0"},
+    }
+    applies, reads = [], []
+    for n in range(30):
+        manifest["data"] = {"n": str(n)}
+        started = time.monotonic()
+        apply_object(manifest)
+        applies.append((time.monotonic() - started) * 1000)
+        started = time.monotonic()
+        read_config_source(ObjectRef("ConfigMap", "analytics", "graph-03-graph-config"))
+        reads.append((time.monotonic() - started) * 1000)
+    result.single_apply_ms = statistics.median(applies)
+    result.single_read_ms = statistics.median(reads)
+    result.phases_ms = prespawn_phases()
+    return result
+
+
+def _median_ms(call: Callable[[], Any], times: int = 15) -> float:
+    call()
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 2)
+
+
+def _cached_list(kind: str, selector: str) -> Any:
+    """What kube.provision.list_kind asks, answered from the apiserver's watch cache instead of etcd."""
+    from kubernetes import client as k8s
+
+    from kube.client import api_client
+
+    api = k8s.NetworkingV1Api(api_client()) if kind == "Ingress" else k8s.CoreV1Api(api_client())
+    method = {
+        "ConfigMap": "list_config_map_for_all_namespaces",
+        "Secret": "list_secret_for_all_namespaces",
+        "Service": "list_service_for_all_namespaces",
+        "Ingress": "list_ingress_for_all_namespaces",
+    }[kind]
+    return getattr(api, method)(label_selector=selector, resource_version="0", _preload_content=False).data
+
+
+def prespawn_phases() -> dict[str, float]:
+    """Where one /prespawn's time goes, step by step, as spawning.provisioning.provision runs them."""
+    from kube import provision as kube_provision
+    from spawning import provisioning, services
+
+    def validate() -> Any:
+        body = prespawn_body(7, f"p{secrets.token_hex(3)}")
+        return services.prespawn_validate(
+            username=body["username"],
+            server_name=body["server_name"],
+            pod_name=body["pod_name"],
+            default_namespace=body["default_namespace"],
+            profile=body["profile"],
+            user_options={key: value[0] for key, value in body["user_options"].items()},
+            groups=body["groups"],
+        )
+
+    plan = validate()
+    refs = provisioning.gaffer_source_refs(plan)
+    selector = provisioning.owner_selector(plan.username, plan.server_name)
+    sources = {source.ref: source for source in kube_provision.read_config_sources(refs)}
+    manifests = provisioning.plan_objects(plan, gaffer_sources=sources)
+    return {
+        "validate (SQL)": _median_ms(validate),
+        "3 reads + 4 cluster-wide lists, concurrently": _median_ms(
+            lambda: kube_provision.run_concurrently(
+                [lambda r=ref: kube_provision.read_config_source(r) for ref in refs]
+                + [lambda k=kind: kube_provision.list_kind(k, selector) for kind in kube_provision.KINDS]
+            )
+        ),
+        "4 cluster-wide lists alone, concurrently": _median_ms(
+            lambda: kube_provision.run_concurrently(
+                [lambda k=kind: kube_provision.list_kind(k, selector) for kind in kube_provision.KINDS]
+            )
+        ),
+        "the same 4 lists from the watch cache (resourceVersion=0)": _median_ms(
+            lambda: kube_provision.run_concurrently(
+                [lambda k=kind: _cached_list(k, selector) for kind in kube_provision.KINDS]
+            )
+        ),
+        "7 applies, concurrently": _median_ms(
+            lambda: kube_provision.run_concurrently([lambda m=m: kube_provision.apply_object(m) for m in manifests])
+        ),
+        "7 applies, one after another": _median_ms(lambda: [kube_provision.apply_object(m) for m in manifests]),
+        "provision() end to end": _median_ms(lambda: provisioning.provision(validate())),
+    }
+
+
+def profile_options(args: argparse.Namespace, count: int) -> None:
+    """cProfile of ``count`` /options requests in this process: where a request's time goes."""
+    import cProfile
+    import pstats
+
+    django_setup(args)
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"token {TOKEN}")
+    client.post("/options", options_body(1), content_type="application/json")
+    profiler = cProfile.Profile()
+    started = time.monotonic()
+    profiler.enable()
+    for index in range(count):
+        client.post("/options", options_body(index), content_type="application/json")
+    profiler.disable()
+    print(f"\n{count} /options in-process: {(time.monotonic() - started) * 1000 / count:.2f} ms each")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+
+# --- 5. The portal under gunicorn, driven by wrk ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="portal-bench-gunicorn-", suffix=".log")[1])
+    env = portal_env(args, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "optionsportal.wsgi:application", "--config", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                sys.exit(f"gunicorn exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as reply:  # noqa: S310 - our own local URL
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                sys.exit(f"gunicorn did not answer /healthz:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield process.pid, url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "Error" in line or "error" in line]
+        if errors:
+            print(f"gunicorn log ({log}) has {len(errors)} error lines, e.g. {errors[0][:300]}")
+
+
+WRK_SCRIPT = """
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  run_id = args[1]
+end
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "token %(token)s"
+
+local function user(n)
+  return string.format("u%%03d", n %% %(users)d)
+end
+
+function request()
+  if "%(endpoint)s" == "healthz" then
+    return wrk.format("GET", "/healthz")
+  end
+  counter = counter + 1
+  local u = user(counter * 7 + thread_id)
+  local ns = "user-" .. u
+  local body
+  if "%(endpoint)s" == "options" then
+    body = '{"username":"' .. u .. '","server_name":"","pod_name":"jupyter-' .. u ..
+      '","default_namespace":"' .. ns .. '","groups":["data-science","team-03"]}'
+  else
+    local server = run_id .. "-" .. thread_id .. "-" .. counter
+    body = '{"username":"' .. u .. '","server_name":"' .. server .. '","pod_name":"jupyter-' .. u .. '-' .. server ..
+      '","default_namespace":"' .. ns .. '","groups":["data-science"],"profile":"%(profile)s","user_options":{' ..
+      '"profile":["%(profile)s"],"resource_preset":["medium"],"resources_cpu":["1"],"resources_mem":["2048"],' ..
+      '"k8s_namespace":["' .. ns .. '"],"volume":[""],"volume_name":["' .. server .. '"],"resources_hdd":["10"],' ..
+      '"k8s_service_account":["' .. ns .. ':notebook-0"],"hdfs":["%(hdfs)s"],"gaffer_graph":["%(graph)s"],' ..
+      '"spark_cpu":["1"],"spark_mem":["1024"]}}'
+  end
+  return wrk.format(nil, "/%(endpoint)s", nil, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
+    e.status, e.connect + e.read + e.write + e.timeout, latency.mean))
+end
+"""
+
+
+@dataclass
+class LoadResult:
+    """One wrk run: one endpoint at one concurrency."""
+
+    endpoint: str
+    concurrency: int
+    requests: int
+    seconds: float
+    throughput: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    non_2xx: int
+    socket_errors: int
+    load_average: list[float] = field(default_factory=list)
+
+
+def run_wrk(url: str, endpoint: str, concurrency: int, duration: int, warmup: int = 2) -> LoadResult:
+    script = Path(tempfile.mkstemp(prefix=f"bench-{endpoint}-", suffix=".lua")[1])
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "token": TOKEN,
+            "users": USERS,
+            "endpoint": endpoint,
+            "profile": PROFILE,
+            "hdfs": HDFS_CHOICE,
+            "graph": GRAPH_CHOICE,
+        }
+    )
+    run_id = f"w{secrets.token_hex(3)}"
+    if warmup:
+        # Connections, template and query caches warm; the figures are of the steady state.
+        subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{warmup}s", "-s", str(script), url, "--", f"{run_id}w"],
+            capture_output=True,
+            check=False,
+        )
+    # One wrk thread: it is event-driven, and the server needs the two cores more.
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{duration}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        run_id,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    script.unlink()
+    match = re.search(r"^RESULT (.*)$", done.stdout, re.M)
+    if done.returncode != 0 or match is None:
+        sys.exit(f"wrk failed:\n{done.stdout}{done.stderr}")
+    requests, micros, p50, p95, p99, worst, non_2xx, socket_errors, mean = (float(v) for v in match.group(1).split())
+    seconds = micros / 1e6
+    return LoadResult(
+        endpoint=endpoint,
+        concurrency=concurrency,
+        requests=int(requests),
+        seconds=round(seconds, 2),
+        throughput=round(requests / seconds, 1),
+        p50_ms=round(p50 / 1000, 1),
+        p95_ms=round(p95 / 1000, 1),
+        p99_ms=round(p99 / 1000, 1),
+        max_ms=round(worst / 1000, 1),
+        mean_ms=round(mean / 1000, 1),
+        non_2xx=int(non_2xx),
+        socket_errors=int(socket_errors),
+        load_average=list(os.getloadavg()),
+    )
+
+
+def worker_memory(master: int) -> list[dict[str, int]]:
+    """VmRSS and VmHWM (peak) in MiB of each gunicorn worker (the master's children)."""
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) != master:
+            continue
+        status = (stat.parent / "status").read_text()
+        values = {k: int(v.split()[0]) // 1024 for k, v in re.findall(r"^(VmRSS|VmHWM):\s+(.*)$", status, re.M)}
+        workers.append({"pid": int(stat.parent.name), "rss_mib": values["VmRSS"], "peak_mib": values["VmHWM"]})
+    return sorted(workers, key=lambda w: w["pid"])
+
+
+# --- Report ----------------------------------------------------------------------------------------
+
+
+def print_table(results: list[LoadResult]) -> None:
+    print(
+        f"\n{'endpoint':<10}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'non-2xx':>9}  load"
+    )
+    for r in results:
+        load = " ".join(f"{v:.1f}" for v in r.load_average)
+        print(
+            f"{'/' + r.endpoint:<10}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
+            f"{r.p99_ms:>9.1f}{r.max_ms:>9.1f}{r.non_2xx + r.socket_errors:>9}  {load}"
+        )
+
+
+def plot(results: list[LoadResult], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for ax, endpoint in zip(axes[:2], ("options", "prespawn"), strict=True):
+        runs = [r for r in results if r.endpoint == endpoint]
+        levels = [r.concurrency for r in runs]
+        for key, label, style in (("p50_ms", "p50", "o-"), ("p95_ms", "p95", "s-"), ("p99_ms", "p99", "^-")):
+            ax.plot(levels, [getattr(r, key) for r in runs], style, label=label)
+        if endpoint == "options":
+            ax.axhline(25, color="grey", linestyle="--", linewidth=1, label="p99 target at 8")
+            for floor in (r for r in results if r.endpoint == "healthz"):
+                ax.plot([floor.concurrency], [floor.p99_ms], "kx", label="GET /healthz p99 (floor)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(c) for c in levels])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"POST /{endpoint} latency")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    ax = axes[2]
+    for endpoint, style in (("options", "o-"), ("prespawn", "s-")):
+        runs = [r for r in results if r.endpoint == endpoint]
+        ax.plot([r.concurrency for r in runs], [r.throughput for r in runs], style, label=f"/{endpoint}")
+    levels = sorted({r.concurrency for r in results})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(levels, [str(c) for c in levels])
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("requests per second")
+    ax.set_title("Throughput")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kube-dir", required=True, help="state folder of scripts/test-kube.sh start")
+    parser.add_argument("--database-url", required=True, help="a PostgreSQL database of the bench's own")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
+    parser.add_argument("--endpoints", default="options,prespawn")
+    parser.add_argument("--skip-fill", action="store_true", help="the cluster and database are ready already")
+    parser.add_argument("--fill-only", action="store_true", help="fill the cluster and database, then stop")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also GET /healthz at 8 clients: the floor on this machine"
+    )
+    parser.add_argument("--profile", type=int, default=0, help="also cProfile this many /options in-process")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--plot", type=Path, help="write the latency/throughput plot (PNG) here")
+    parser.add_argument(
+        "--plot-with",
+        type=Path,
+        help="an earlier run's --json: its runs of endpoints not measured now complete the plot",
+    )
+    args = parser.parse_args()
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    inventory = Inventory()
+    sync_summary = ""
+    if not args.skip_fill:
+        inventory = fill_cluster(f"{args.kube_dir}/kubeconfig")
+        sync_summary = prepare_database(args)
+    if args.fill_only:
+        return
+    in_process = measure_in_process(args)
+    print(f"SQL queries: /options {in_process.options_queries}, /prespawn {in_process.prespawn_queries}")
+    if in_process.prespawn_queries:
+        print(
+            f"/prespawn: {in_process.prespawn_reads} reads + {in_process.prespawn_lists} lists, then "
+            f"{in_process.prespawn_objects} applies; single apply {in_process.single_apply_ms:.1f} ms, "
+            f"single read {in_process.single_read_ms:.1f} ms; one /prespawn in-process "
+            f"{in_process.prespawn_inprocess_ms:.1f} ms"
+        )
+    for phase, took in in_process.phases_ms.items():
+        print(f"  /prespawn step: {phase}: {took:.1f} ms")
+    if args.profile:
+        profile_options(args, args.profile)
+
+    results: list[LoadResult] = []
+    with gunicorn(args) as (master, url):
+        if args.baseline:
+            # What the server, Django's middleware and wrk cost on this machine with no work at all.
+            baseline = run_wrk(url, "healthz", 8, args.duration)
+            results.append(baseline)
+            print_table([baseline])
+        for endpoint in args.endpoints.split(","):
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                result = run_wrk(url, endpoint, concurrency, args.duration)
+                results.append(result)
+                print_table([result])
+        memory = worker_memory(master)
+    print_table(results)
+    sequential_ms = (
+        in_process.prespawn_reads + in_process.prespawn_lists + in_process.prespawn_objects
+    ) * in_process.single_apply_ms
+    one_at_a_time = next((r for r in results if r.endpoint == "prespawn" and r.concurrency == 1), None)
+    if one_at_a_time:
+        print(
+            f"/prespawn p50 at 1 client: {one_at_a_time.p50_ms:.1f} ms; the same "
+            f"{in_process.prespawn_reads + in_process.prespawn_lists + in_process.prespawn_objects} apiserver calls "
+            f"one after another would take about {sequential_ms:.1f} ms "
+            f"({in_process.single_apply_ms:.1f} ms each)"
+        )
+    print(
+        "worker memory (MiB): " + ", ".join(f"pid {w['pid']}: {w['rss_mib']} now, {w['peak_mib']} peak" for w in memory)
+    )
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "started": started,
+                    "inventory": asdict(inventory),
+                    "sync": sync_summary,
+                    "in_process": asdict(in_process),
+                    "sequential_estimate_ms": round(sequential_ms, 1),
+                    "load": [asdict(r) for r in results],
+                    "workers": memory,
+                },
+                indent=2,
+            )
+        )
+        print(f"figures: {args.json}")
+    if args.plot:
+        title = f"Options Portal hub API, 2 gunicorn workers, 2 cores ({started})"
+        plotted = results
+        if args.plot_with:
+            earlier = json.loads(args.plot_with.read_text())
+            measured = {r.endpoint for r in results}
+            borrowed = [LoadResult(**r) for r in earlier["load"] if r["endpoint"] not in measured]
+            plotted = results + borrowed
+            if borrowed:
+                names = ", ".join(sorted({f"/{r.endpoint}" for r in borrowed}))
+                title += f"; {names} from the run of {earlier['started']}"
+        plot(plotted, args.plot, title)
+
+
+if __name__ == "__main__":
+    main()

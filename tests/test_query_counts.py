@@ -1,0 +1,138 @@
+"""POST /prespawn runs the same number of SQL queries with 10 or 1,000 of every inventory kind.
+
+The /options side is checked by
+tests/test_api_options.py::test_options_data_runs_the_same_number_of_queries_for_10_and_1000_of_each_kind.
+Here the whole request is counted, through the view, with a real apiserver
+behind it: authentication, validation against the access rules, provisioning
+and the records it writes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from inventory.models import (
+    AccessRule,
+    GafferGraph,
+    HdfsInstance,
+    Namespace,
+    NamespaceOption,
+    NotebookVolume,
+    ServiceAccount,
+)
+from spawning.models import SpawnRecord
+from tests.hubapi import TOKEN, hub_client, make_preset, make_profile, offer_namespace, prespawn_body
+
+pytestmark = [pytest.mark.django_db, pytest.mark.kube]
+
+
+@pytest.fixture(autouse=True)
+def hub_token(settings) -> None:
+    settings.OPTIONS_PORTAL_HUB_TOKEN = TOKEN
+
+
+def _fill(count: int, *, start: int) -> None:
+    """``count`` of every kind, every item also named by an access rule the user matches."""
+    names = [f"qc-{start + i}" for i in range(count)]
+    Namespace.objects.bulk_create([Namespace(name=name) for name in names])
+    NamespaceOption.objects.bulk_create([NamespaceOption(pattern=name) for name in names])
+    HdfsInstance.objects.bulk_create(
+        [
+            HdfsInstance(key=f"{ns}:hdfs", namespace=ns, name="hdfs", observed_url=f"hdfs://nn.{ns}.svc:8020")
+            for ns in names
+        ]
+    )
+    GafferGraph.objects.bulk_create(
+        [
+            GafferGraph(
+                key=f"{ns}:graph",
+                namespace=ns,
+                name="graph",
+                observed_url=f"http://graph-api.{ns}.svc:80/rest",
+                store_secret="graph-store-properties",
+            )
+            for ns in names
+        ]
+    )
+    ServiceAccount.objects.bulk_create(
+        [ServiceAccount(key=f"{ns}:sa", namespace=ns, name="sa", observed_users=["alice"]) for ns in names]
+    )
+    NotebookVolume.objects.bulk_create(
+        [NotebookVolume(key=f"{ns}:claim", namespace=ns, name="claim", owner_username="alice") for ns in names]
+    )
+    rule = AccessRule.objects.create(name=f"team-{start}", groups=["team"], max_cpu=Decimal("2"))
+    rule.namespaces.set(NamespaceOption.objects.filter(pattern__in=names))
+    rule.hdfs_instances.set(HdfsInstance.objects.filter(namespace__in=names))
+    rule.gaffer_graphs.set(GafferGraph.objects.filter(namespace__in=names))
+    rule.service_accounts.set(ServiceAccount.objects.filter(namespace__in=names))
+
+
+def _everything_in(namespace: str) -> None:
+    """The chosen items, in the real namespace, so that a choice of each kind is validated and provisioned."""
+    rule = AccessRule.objects.create(name="chosen", groups=["team"])
+    rule.hdfs_instances.add(
+        HdfsInstance.objects.create(
+            key=f"{namespace}:hdfs", namespace=namespace, name="hdfs", observed_url="hdfs://nn.hdfs.svc:8020"
+        )
+    )
+    # In the notebook's own namespace the graph is mounted directly: no copies to read from the cluster.
+    rule.gaffer_graphs.add(
+        GafferGraph.objects.create(
+            key=f"{namespace}:graph",
+            namespace=namespace,
+            name="graph",
+            observed_url=f"http://graph-api.{namespace}.svc:80/rest",
+            graph_config_map="graph-graph-config",
+            schema_config_map="graph-schema",
+            store_secret="graph-store-properties",
+        )
+    )
+    rule.service_accounts.add(
+        ServiceAccount.objects.create(key=f"{namespace}:notebook", namespace=namespace, name="notebook")
+    )
+    NotebookVolume.objects.create(
+        key=f"{namespace}:home", namespace=namespace, name="home", owner_username="alice", volume_name="home"
+    )
+
+
+def _prespawn(namespace: str, server_name: str) -> int:
+    body = prespawn_body(
+        profile="full",
+        namespace=namespace,
+        server_name=server_name,
+        hdfs=f"{namespace}:hdfs",
+        gaffer_graph=f"{namespace}:graph",
+        k8s_service_account=f"{namespace}:notebook",
+        volume=f"{namespace}:home",
+        resources_cpu="1",
+        spark_cpu="1",
+    )
+    body["groups"] = ["team"]
+    client = hub_client()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/prespawn", body, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["namespace"] == namespace
+    return len(captured.captured_queries)
+
+
+def test_prespawn_runs_the_same_number_of_queries_for_10_and_1000_of_each_kind(kube, namespace: str) -> None:
+    offer_namespace(namespace)
+    make_profile("full", enable_hdfs=True, enable_gaffer=True, enable_spark=True)
+    make_preset("small", default=True)
+    _everything_in(namespace)
+
+    _fill(10, start=0)
+    small = _prespawn(namespace, "small")
+    _fill(990, start=10)
+    assert NamespaceOption.objects.count() == 1001
+    assert ServiceAccount.objects.count() == NotebookVolume.objects.count() == 1001
+    large = _prespawn(namespace, "large")
+
+    assert large == small
+    assert small <= 25
+    assert SpawnRecord.objects.filter(result=SpawnRecord.Result.PROVISIONED).count() == 2
