@@ -19,25 +19,25 @@ from django.db import connection
 _local_locks: dict[int, threading.Lock] = {}
 _local_guard = threading.Lock()
 # A namespace for our advisory locks, so they never meet the sync's writer lock.
-_LOCK_CLASS = 0x4F50  # "OP"
+SERVER_LOCK_CLASS = 0x4F50  # "OP"
 
 
-def _key(username: str, server_name: str) -> int:
+def server_lock_key(username: str, server_name: str) -> int:
     digest = hashlib.blake2b(f"{username}\0{server_name}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
 @contextmanager
 def server_lock(*, username: str, server_name: str) -> Iterator[None]:
-    key = _key(username, server_name)
+    key = server_lock_key(username, server_name)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, key])
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [SERVER_LOCK_CLASS, key])
         try:
             yield
         finally:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, key])
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SERVER_LOCK_CLASS, key])
         return
     with _local_guard:
         lock = _local_locks.setdefault(key, threading.Lock())
