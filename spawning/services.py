@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -29,12 +29,9 @@ from inventory.access import (
     may_use_profile,
     may_use_service_account,
     may_use_volume,
-    namespace_list,
     preset_fits,
-    preset_list,
-    user_access,
 )
-from inventory.models import GafferGraph, HdfsInstance, NotebookVolume, Profile, ServiceAccount, SparkDefault
+from inventory.models import Profile
 from kube.client import KubeError
 from spawning import cleanup, provisioning
 from spawning.errors import ChoiceRefused
@@ -50,6 +47,8 @@ from spawning.plan import (
     VolumeChoice,
 )
 from spawning.selectors import NUMBER_FIELDS, default_volume_name
+from spawning.selectors import _namespaces as snapshot_namespaces
+from spawning.snapshot import InventorySnapshot, current_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -107,30 +106,19 @@ def _volume_name(raw: str, server_name: str) -> str:
     return raw
 
 
-Item = TypeVar("Item")
-
-
-def _lookup(model: type[Item], key: str) -> Item | None:
-    return model.objects.filter(key=key).first()  # type: ignore[attr-defined]
-
-
-def _checked(field: str, what: str, key: str, model: type[Item], allowed: Callable[[Item], bool]) -> Item:
-    item = _lookup(model, key)
+def _checked(field: str, what: str, key: str, items: Mapping[str, Any], allowed: Callable[[Any], bool]) -> Any:
+    # The snapshot holds only offered items: a hidden or missing one is not found at all.
+    item = items.get(key)
     # Hidden, missing, unavailable and unknown look the same: operators hide things for a reason.
-    if (
-        item is None
-        or item.missing_since is not None  # type: ignore[attr-defined]
-        or item.hidden  # type: ignore[attr-defined]
-        or not getattr(item, "available", True)
-    ):
+    if item is None or item.missing_since is not None or item.hidden or not getattr(item, "available", True):
         raise ChoiceRefused(field, f"There is no {what} '{key[:320]}' available.")
     if not allowed(item):
         raise ChoiceRefused(field, f"You may not use the {what} '{key[:320]}'.")
     return item
 
 
-def _profile_choice(access: UserAccess, slug: str) -> Profile:
-    profile = Profile.objects.filter(slug=slug).first() if slug else None
+def _profile_choice(snapshot: InventorySnapshot, access: UserAccess, slug: str) -> Profile:
+    profile = snapshot.profiles_by_slug.get(slug) if slug else None
     if profile is None:
         raise ChoiceRefused("profile", f"There is no profile '{slug[:63]}'." if slug else "Choose a profile.")
     if not profile.enabled:
@@ -148,8 +136,8 @@ def _namespace_choice(namespace: str, allowed: list[str]) -> str:
     return namespace
 
 
-def _numbers(access: UserAccess, options: Mapping[str, str]) -> dict[str, Decimal]:
-    presets = preset_list()
+def _numbers(snapshot: InventorySnapshot, access: UserAccess, options: Mapping[str, str]) -> dict[str, Decimal]:
+    presets = list(snapshot.presets)
     bounds = effective_bounds(access=access, presets=presets)
     preset = _option(options, "resource_preset")
     # The preset only says which button was pressed; the numbers are what count, and are checked below.
@@ -162,14 +150,21 @@ def _numbers(access: UserAccess, options: Mapping[str, str]) -> dict[str, Decima
 
 
 def _volume_choice(
-    access: UserAccess, options: Mapping[str, str], *, namespace: str, allowed: list[str], server_name: str, disk: int
+    snapshot: InventorySnapshot,
+    access: UserAccess,
+    options: Mapping[str, str],
+    *,
+    namespace: str,
+    allowed: list[str],
+    server_name: str,
+    disk: int,
 ) -> VolumeChoice:
     volume_id = _option(options, "volume")
     volume_name = _volume_name(_option(options, "volume_name"), server_name)
     if not volume_id:
         return VolumeChoice(volume_name=volume_name, size_gb=disk)
     volume = _checked(
-        "volume", "volume", volume_id, NotebookVolume, lambda v: may_use_volume(access, v, namespaces=allowed)
+        "volume", "volume", volume_id, snapshot.volumes_by_key, lambda v: may_use_volume(access, v, namespaces=allowed)
     )
     if volume.namespace != namespace:
         raise ChoiceRefused("volume", f"The volume '{volume_id}' is not in the namespace '{namespace}'.")
@@ -177,7 +172,7 @@ def _volume_choice(
 
 
 def _account_choice(
-    access: UserAccess, account_id: str, *, namespace: str, allowed: list[str]
+    snapshot: InventorySnapshot, access: UserAccess, account_id: str, *, namespace: str, allowed: list[str]
 ) -> ServiceAccountChoice | None:
     if not account_id:
         return None
@@ -185,7 +180,7 @@ def _account_choice(
         "k8s_service_account",
         "service account",
         account_id,
-        ServiceAccount,
+        snapshot.accounts_by_key,
         lambda a: may_use_service_account(access, a, namespaces=allowed),
     )
     if account.namespace != namespace:
@@ -195,25 +190,30 @@ def _account_choice(
     return ServiceAccountChoice(namespace=account.namespace, name=account.name, role_arn=account.role_arn)
 
 
-def _hdfs_choice(access: UserAccess, hdfs_id: str, profile: Profile) -> HdfsChoice | None:
+def _hdfs_choice(snapshot: InventorySnapshot, access: UserAccess, hdfs_id: str, profile: Profile) -> HdfsChoice | None:
     if not hdfs_id:
         return None
     if not profile.enable_hdfs:
         raise ChoiceRefused("hdfs", f"The profile '{profile.slug}' does not enable HDFS.")
-    instance = _checked("hdfs", "HDFS instance", hdfs_id, HdfsInstance, lambda i: may_use_hdfs(access, i))
+    instance = _checked("hdfs", "HDFS instance", hdfs_id, snapshot.hdfs_by_key, lambda i: may_use_hdfs(access, i))
     return HdfsChoice(id=instance.key, url=instance.url)
 
 
-def _gaffer_choice(access: UserAccess, graph_id: str, profile: Profile) -> GafferChoice | None:
+def _gaffer_choice(
+    snapshot: InventorySnapshot, access: UserAccess, graph_id: str, profile: Profile
+) -> GafferChoice | None:
     if not graph_id:
         return None
     if not profile.enable_gaffer:
         raise ChoiceRefused("gaffer_graph", f"The profile '{profile.slug}' does not enable Gaffer.")
-    graph = _checked("gaffer_graph", "Gaffer graph", graph_id, GafferGraph, lambda g: may_use_graph(access, g))
+    graph = _checked(
+        "gaffer_graph", "Gaffer graph", graph_id, snapshot.graphs_by_key, lambda g: may_use_graph(access, g)
+    )
     return GafferChoice(
         id=graph.key,
         namespace=graph.namespace,
-        instance=graph.labels.get("app.kubernetes.io/instance") or graph.name,
+        # The snapshot leaves the labels out but keeps this one.
+        instance=snapshot.graph_instances.get(graph.pk) or graph.name,
         url=graph.url,
         graph_config_map=graph.graph_config_map,
         schema_config_map=graph.schema_config_map,
@@ -221,7 +221,7 @@ def _gaffer_choice(access: UserAccess, graph_id: str, profile: Profile) -> Gaffe
     )
 
 
-def _spark_choice(profile: Profile, numbers: Mapping[str, Decimal]) -> SparkChoice | None:
+def _spark_choice(snapshot: InventorySnapshot, profile: Profile, numbers: Mapping[str, Decimal]) -> SparkChoice | None:
     if not profile.enable_spark:
         return None
     return SparkChoice(
@@ -230,12 +230,13 @@ def _spark_choice(profile: Profile, numbers: Mapping[str, Decimal]) -> SparkChoi
         executor_mem_mb=int(numbers["spark_mem"]),
         ingress_host=profile.spark_ingress_host,
         ingress_path=profile.spark_ingress_path,
-        defaults=tuple(SparkDefault.objects.values_list("key", "value")),
+        defaults=snapshot.spark_defaults,
     )
 
 
 def _validate(
     *,
+    snapshot: InventorySnapshot,
     access: UserAccess,
     username: str,
     server_name: str,
@@ -244,14 +245,19 @@ def _validate(
     profile: str,
     user_options: Mapping[str, str],
 ) -> ValidatedSpawn:
-    """Every check, in form order; the first refusal is reported. Nothing here touches the cluster."""
+    """Every check, in form order; the first refusal is reported. Nothing here touches the cluster.
+
+    Everything is read from ``snapshot``, the inventory the form is drawn from, and
+    ``access`` must come from its rules, so what is offered and what is accepted agree.
+    """
     if not pod_name:
         raise ChoiceRefused("pod_name", "The hub must name the notebook's pod.")
-    chosen_profile = _profile_choice(access, profile or _option(user_options, "profile"))
-    allowed = [n.name for n in namespace_list(access=access)]
+    chosen_profile = _profile_choice(snapshot, access, profile or _option(user_options, "profile"))
+    allowed = [n.name for n in snapshot_namespaces(snapshot, access)]
     namespace = _namespace_choice(_option(user_options, "k8s_namespace") or default_namespace, allowed)
-    numbers = _numbers(access, user_options)
+    numbers = _numbers(snapshot, access, user_options)
     volume = _volume_choice(
+        snapshot,
         access,
         user_options,
         namespace=namespace,
@@ -272,10 +278,10 @@ def _validate(
         cpu=numbers["resources_cpu"],
         mem_mb=int(numbers["resources_mem"]),
         volume=volume,
-        service_account=_account_choice(access, account_id, namespace=namespace, allowed=allowed),
-        hdfs=_hdfs_choice(access, hdfs_id, chosen_profile),
-        gaffer=_gaffer_choice(access, graph_id, chosen_profile),
-        spark=_spark_choice(chosen_profile, numbers),
+        service_account=_account_choice(snapshot, access, account_id, namespace=namespace, allowed=allowed),
+        hdfs=_hdfs_choice(snapshot, access, hdfs_id, chosen_profile),
+        gaffer=_gaffer_choice(snapshot, access, graph_id, chosen_profile),
+        spark=_spark_choice(snapshot, chosen_profile, numbers),
         groups=tuple(sorted(access.groups)),
         kubespawner_override={k: v for k, v in chosen_profile.kubespawner_override.items() if k != "image"},
     )
@@ -304,8 +310,10 @@ def prespawn_validate(
     groups: list[str] | tuple[str, ...] = (),
 ) -> SpawnPlan:
     """Check every choice against what this user may use; raises ChoiceRefused(field, reason)."""
+    snapshot = current_snapshot()
     return _validate(
-        access=user_access(username=username, groups=groups),
+        snapshot=snapshot,
+        access=snapshot.rules.for_user(username=username, groups=groups),
         username=username,
         server_name=server_name,
         pod_name=pod_name,
@@ -367,8 +375,11 @@ def prespawn_provision(
         choices=dict(user_options),
     )
     try:
+        # One query while the inventory is unchanged; every operator's edit changes the generation.
+        snapshot = current_snapshot()
         validated = _validate(
-            access=user_access(username=username, groups=groups),
+            snapshot=snapshot,
+            access=snapshot.rules.for_user(username=username, groups=groups),
             username=username,
             server_name=server_name,
             pod_name=pod_name,

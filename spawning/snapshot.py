@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTransform
 
 from inventory.access import AccessRules
 from inventory.generation import current_inventory_generation
@@ -30,11 +31,14 @@ from inventory.models import (
     Profile,
     ResourcePreset,
     ServiceAccount,
+    SparkDefault,
 )
 
 # Every write the form depends on changes the generation; the age limit only
 # bounds the harm of a write path that someone adds later and forgets to bump.
 MAX_AGE_SECONDS = 30.0
+# The one label /prespawn reads from a graph; the graphs' labels themselves are left out.
+GRAPH_INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Offer:
 
 @dataclass(frozen=True)
 class InventorySnapshot:
-    """Everything /options reads that is the same for every user, in the form's order."""
+    """Everything /options and /prespawn read that is the same for every user, in the form's order."""
 
     generation: tuple[int, uuid.UUID] | None
     built_at: float
@@ -63,6 +67,17 @@ class InventorySnapshot:
     # namespace → offers there, so a request looks only at its user's namespaces
     accounts_by_namespace: Mapping[str, tuple[Offer, ...]]
     volumes_by_namespace: Mapping[str, tuple[Offer, ...]]
+    # What /prespawn looks chosen items up by. Every profile, so a disabled one is told
+    # apart from an unknown one; the other kinds only as offered (neither hidden nor
+    # missing), as validation refuses those alike.
+    profiles_by_slug: Mapping[str, Profile]
+    hdfs_by_key: Mapping[str, HdfsInstance]
+    graphs_by_key: Mapping[str, GafferGraph]
+    accounts_by_key: Mapping[str, ServiceAccount]
+    volumes_by_key: Mapping[str, NotebookVolume]
+    # graph pk → its GRAPH_INSTANCE_LABEL value as stored (None when it has none)
+    graph_instances: Mapping[int, Any]
+    spark_defaults: tuple[tuple[str, str], ...]
 
 
 def _lean(queryset: QuerySet) -> QuerySet:
@@ -77,8 +92,13 @@ def _by_namespace(offers: list[Offer]) -> dict[str, tuple[Offer, ...]]:
     return {namespace: tuple(items) for namespace, items in grouped.items()}
 
 
+def _by_key(offers: list[Offer]) -> dict[str, Any]:
+    return {offer.item.key: offer.item for offer in offers}
+
+
 def build_snapshot(generation: tuple[int, uuid.UUID] | None) -> InventorySnapshot:
-    """Read every user-independent row the form needs: a fixed number of queries."""
+    """Read every user-independent row the form and validation need: a fixed number of queries."""
+    all_profiles = list(Profile.objects.all())
     profiles = [
         Offer(
             position=i,
@@ -94,7 +114,7 @@ def build_snapshot(generation: tuple[int, uuid.UUID] | None) -> InventorySnapsho
                 "enable_spark": p.enable_spark,
             },
         )
-        for i, p in enumerate(Profile.objects.filter(enabled=True))
+        for i, p in enumerate(p for p in all_profiles if p.enabled)
     ]
     presets = tuple(ResourcePreset.objects.all())
     preset_out = {
@@ -117,7 +137,11 @@ def build_snapshot(generation: tuple[int, uuid.UUID] | None) -> InventorySnapsho
     ]
     graphs = [
         Offer(position=i, item=g, out={"id": g.key, "label": g.label, "description": g.summary, "url": g.url})
-        for i, g in enumerate(_lean(GafferGraph.objects.offerable()).defer("graph_config_files", "schema_files"))
+        for i, g in enumerate(
+            _lean(GafferGraph.objects.offerable())
+            .defer("graph_config_files", "schema_files")
+            .annotate(instance_label=KeyTransform(GRAPH_INSTANCE_LABEL, "labels"))
+        )
     ]
     accounts = [
         Offer(
@@ -166,6 +190,13 @@ def build_snapshot(generation: tuple[int, uuid.UUID] | None) -> InventorySnapsho
         graphs=tuple(graphs),
         accounts_by_namespace=_by_namespace(accounts),
         volumes_by_namespace=_by_namespace(volumes),
+        profiles_by_slug={p.slug: p for p in all_profiles},
+        hdfs_by_key=_by_key(hdfs),
+        graphs_by_key=_by_key(graphs),
+        accounts_by_key=_by_key(accounts),
+        volumes_by_key=_by_key(volumes),
+        graph_instances={offer.item.pk: offer.item.instance_label for offer in graphs},
+        spark_defaults=tuple(SparkDefault.objects.values_list("key", "value")),
     )
 
 
