@@ -138,10 +138,50 @@ def our_objects(core_v1: k8s.CoreV1Api, namespace: str) -> list[str]:
     return sorted(found)
 
 
+def fill_inventory(count: int, *, start: int, prefix: str = "ns") -> None:
+    """``count`` of every kind, each also named by an access rule for group ``team``.
+
+    For the tests that show query counts do not grow with the inventory.
+    """
+    names = [f"{prefix}-{start + i}" for i in range(count)]
+    Namespace.objects.bulk_create([Namespace(name=name) for name in names])
+    NamespaceOption.objects.bulk_create([NamespaceOption(pattern=name) for name in names])
+    HdfsInstance.objects.bulk_create(
+        [
+            HdfsInstance(key=f"{ns}:hdfs", namespace=ns, name="hdfs", observed_url=f"hdfs://nn.{ns}.svc:8020")
+            for ns in names
+        ]
+    )
+    GafferGraph.objects.bulk_create(
+        [
+            GafferGraph(
+                key=f"{ns}:graph",
+                namespace=ns,
+                name="graph",
+                observed_url=f"http://graph-api.{ns}.svc:80/rest",
+                store_secret="graph-store-properties",
+            )
+            for ns in names
+        ]
+    )
+    ServiceAccount.objects.bulk_create(
+        [ServiceAccount(key=f"{ns}:sa", namespace=ns, name="sa", observed_users=["alice"]) for ns in names]
+    )
+    NotebookVolume.objects.bulk_create(
+        [NotebookVolume(key=f"{ns}:claim", namespace=ns, name="claim", owner_username="alice") for ns in names]
+    )
+    rule = AccessRule.objects.create(name=f"{prefix}-rule-{start}", groups=["team"], max_cpu=Decimal("2"))
+    rule.namespaces.set(NamespaceOption.objects.filter(pattern__in=names))
+    rule.hdfs_instances.set(HdfsInstance.objects.filter(namespace__in=names))
+    rule.gaffer_graphs.set(GafferGraph.objects.filter(namespace__in=names))
+    rule.service_accounts.set(ServiceAccount.objects.filter(namespace__in=names))
+
+
 __all__ = [
     "OUR_OBJECTS",
     "TOKEN",
     "Source",
+    "fill_inventory",
     "hub_client",
     "identity",
     "make_graph",

@@ -12,18 +12,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inventory.models import (
-    AccessRule,
-    GafferGraph,
-    HdfsInstance,
     Namespace,
     NamespaceOption,
-    NotebookVolume,
-    ServiceAccount,
     SyncRound,
 )
 from spawning.selectors import options_data
 from tests.hubapi import (
     TOKEN,
+    fill_inventory,
     hub_client,
     make_graph,
     make_hdfs,
@@ -280,42 +276,6 @@ def test_strings_are_escaped_in_the_html(hub) -> None:
     assert data["profiles"][0]["display_name"] == '</script><script>alert("x")</script>'
 
 
-def _fill_inventory(count: int, *, start: int) -> None:
-    """``count`` of every kind, each also named by a rule, so the rules' lookups are exercised."""
-    namespaces = [f"ns-{start + i}" for i in range(count)]
-    Namespace.objects.bulk_create([Namespace(name=name) for name in namespaces])
-    NamespaceOption.objects.bulk_create([NamespaceOption(pattern=name) for name in namespaces])
-    HdfsInstance.objects.bulk_create(
-        [
-            HdfsInstance(key=f"{ns}:hdfs", namespace=ns, name="hdfs", observed_url=f"hdfs://nn.{ns}.svc:9820")
-            for ns in namespaces
-        ]
-    )
-    GafferGraph.objects.bulk_create(
-        [
-            GafferGraph(
-                key=f"{ns}:graph",
-                namespace=ns,
-                name="graph",
-                observed_url=f"http://graph.{ns}.svc/rest",
-                store_secret="graph-store",
-            )
-            for ns in namespaces
-        ]
-    )
-    ServiceAccount.objects.bulk_create(
-        [ServiceAccount(key=f"{ns}:sa", namespace=ns, name="sa", observed_users=["alice"]) for ns in namespaces]
-    )
-    NotebookVolume.objects.bulk_create(
-        [NotebookVolume(key=f"{ns}:claim", namespace=ns, name="claim", owner_username="alice") for ns in namespaces]
-    )
-    rule = AccessRule.objects.create(name=f"rule-{start}", groups=["team"], max_cpu=Decimal("2"))
-    rule.namespaces.set(NamespaceOption.objects.filter(pattern__in=namespaces))
-    rule.hdfs_instances.set(HdfsInstance.objects.filter(namespace__in=namespaces))
-    rule.gaffer_graphs.set(GafferGraph.objects.filter(namespace__in=namespaces))
-    rule.service_accounts.set(ServiceAccount.objects.filter(namespace__in=namespaces))
-
-
 def _count_queries(**kwargs) -> tuple[int, dict]:
     with CaptureQueriesContext(connection) as captured:
         data = options_data(**kwargs)
@@ -326,12 +286,12 @@ def test_options_data_runs_the_same_number_of_queries_for_10_and_1000_of_each_ki
     make_profile("plain", default=True)
     make_preset("small", default=True)
     args = {"username": "alice", "server_name": "", "groups": ["team"], "default_namespace": ""}
-    _fill_inventory(10, start=0)
+    fill_inventory(10, start=0)
     small_count, small = _count_queries(**args)
     assert len(small["namespaces"]) == len(small["hdfs"]) == len(small["gaffer_graphs"]) == 10
     assert len(small["service_accounts"]) == len(small["volumes"]) == 10
 
-    _fill_inventory(990, start=10)
+    fill_inventory(990, start=10)
     large_count, large = _count_queries(**args)
     assert len(large["namespaces"]) == len(large["hdfs"]) == len(large["gaffer_graphs"]) == 1000
     assert len(large["service_accounts"]) == len(large["volumes"]) == 1000

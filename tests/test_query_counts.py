@@ -11,8 +11,6 @@ the /options call before it) and with the snapshot to build.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -21,14 +19,13 @@ from inventory.models import (
     AccessRule,
     GafferGraph,
     HdfsInstance,
-    Namespace,
     NamespaceOption,
     NotebookVolume,
     ServiceAccount,
 )
 from spawning.models import SpawnRecord
 from spawning.snapshot import current_snapshot, forget_snapshot
-from tests.hubapi import TOKEN, hub_client, make_preset, make_profile, offer_namespace, prespawn_body
+from tests.hubapi import TOKEN, fill_inventory, hub_client, make_preset, make_profile, offer_namespace, prespawn_body
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -36,42 +33,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 @pytest.fixture(autouse=True)
 def hub_token(settings) -> None:
     settings.OPTIONS_PORTAL_HUB_TOKEN = TOKEN
-
-
-def _fill(count: int, *, start: int) -> None:
-    """``count`` of every kind, every item also named by an access rule the user matches."""
-    names = [f"qc-{start + i}" for i in range(count)]
-    Namespace.objects.bulk_create([Namespace(name=name) for name in names])
-    NamespaceOption.objects.bulk_create([NamespaceOption(pattern=name) for name in names])
-    HdfsInstance.objects.bulk_create(
-        [
-            HdfsInstance(key=f"{ns}:hdfs", namespace=ns, name="hdfs", observed_url=f"hdfs://nn.{ns}.svc:8020")
-            for ns in names
-        ]
-    )
-    GafferGraph.objects.bulk_create(
-        [
-            GafferGraph(
-                key=f"{ns}:graph",
-                namespace=ns,
-                name="graph",
-                observed_url=f"http://graph-api.{ns}.svc:80/rest",
-                store_secret="graph-store-properties",
-            )
-            for ns in names
-        ]
-    )
-    ServiceAccount.objects.bulk_create(
-        [ServiceAccount(key=f"{ns}:sa", namespace=ns, name="sa", observed_users=["alice"]) for ns in names]
-    )
-    NotebookVolume.objects.bulk_create(
-        [NotebookVolume(key=f"{ns}:claim", namespace=ns, name="claim", owner_username="alice") for ns in names]
-    )
-    rule = AccessRule.objects.create(name=f"team-{start}", groups=["team"], max_cpu=Decimal("2"))
-    rule.namespaces.set(NamespaceOption.objects.filter(pattern__in=names))
-    rule.hdfs_instances.set(HdfsInstance.objects.filter(namespace__in=names))
-    rule.gaffer_graphs.set(GafferGraph.objects.filter(namespace__in=names))
-    rule.service_accounts.set(ServiceAccount.objects.filter(namespace__in=names))
 
 
 def _everything_in(namespace: str) -> None:
@@ -133,10 +94,10 @@ def test_prespawn_runs_the_same_number_of_queries_for_10_and_1000_of_each_kind(k
     make_preset("small", default=True)
     _everything_in(namespace)
 
-    _fill(10, start=0)
+    fill_inventory(10, start=0, prefix="qc")
     small = _prespawn(namespace, "small", warm=True)
     small_cold = _prespawn(namespace, "small-cold", warm=False)
-    _fill(990, start=10)
+    fill_inventory(990, start=10, prefix="qc")
     assert NamespaceOption.objects.count() == 1001
     assert ServiceAccount.objects.count() == NotebookVolume.objects.count() == 1001
     large = _prespawn(namespace, "large", warm=True)
