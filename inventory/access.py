@@ -23,17 +23,14 @@ Every selector here runs a fixed number of queries, whatever the inventory size.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-
-from django.db.models import Q, QuerySet
 
 from inventory.models import (
     AccessRule,
     GafferGraph,
     HdfsInstance,
-    Namespace,
     NamespaceOption,
     NotebookVolume,
     Profile,
@@ -201,54 +198,17 @@ class NamespaceChoice:
     description: str
 
 
-def profile_list(*, access: UserAccess) -> list[Profile]:
-    return [p for p in Profile.objects.filter(enabled=True) if may_use_profile(access, p)]
-
-
-def namespace_list(*, access: UserAccess) -> list[NamespaceChoice]:
-    """Namespaces the user may use, in the operators' order, only those that exist."""
+def namespace_choices(
+    *, access: UserAccess, options: Iterable[NamespaceOption], present: Container[str]
+) -> list[NamespaceChoice]:
+    """Namespaces the user may use, in the operators' order, only those that exist (are in ``present``)."""
     resolved: dict[str, str] = {}
-    for option in NamespaceOption.objects.all():
+    for option in options:
         if not may_use_namespace_option(access, option):
             continue
         name = namespace_for_pattern(option.pattern, username=access.username)
         resolved.setdefault(name, option.description)
-    existing = set(
-        Namespace.objects.filter(name__in=list(resolved), missing_since__isnull=True).values_list("name", flat=True)
-    )
-    return [NamespaceChoice(name=name, description=desc) for name, desc in resolved.items() if name in existing]
-
-
-def _lean(queryset: QuerySet) -> QuerySet:
-    # Labels and annotations can be large and nothing here reads them.
-    return queryset.defer("labels", "annotations")
-
-
-def hdfs_list(*, access: UserAccess) -> list[HdfsInstance]:
-    return [i for i in _lean(HdfsInstance.objects.offerable()) if may_use_hdfs(access, i)]
-
-
-def graph_list(*, access: UserAccess) -> list[GafferGraph]:
-    graphs = _lean(GafferGraph.objects.offerable()).defer("graph_config_files", "schema_files")
-    return [g for g in graphs if may_use_graph(access, g)]
-
-
-def service_account_list(*, access: UserAccess, namespaces: Iterable[str]) -> list[ServiceAccount]:
-    names = list(namespaces)
-    accounts = _lean(ServiceAccount.objects.offerable().filter(namespace__in=names))
-    return [a for a in accounts if may_use_service_account(access, a, namespaces=names)]
-
-
-def volume_list(*, access: UserAccess, namespaces: Iterable[str]) -> list[NotebookVolume]:
-    names = list(namespaces)
-    volumes = _lean(
-        NotebookVolume.objects.offerable().filter(
-            Q(owner_username=access.username)
-            | Q(owner_username="", owner_label=owner_label_value(access.username), owner_label__gt=""),
-            namespace__in=names,
-        )
-    )
-    return [v for v in volumes if may_use_volume(access, v, namespaces=names)]
+    return [NamespaceChoice(name=name, description=desc) for name, desc in resolved.items() if name in present]
 
 
 @dataclass(frozen=True)

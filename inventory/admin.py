@@ -515,7 +515,10 @@ class DiscoveredAdmin(admin.ModelAdmin):
         if obj is None:
             return [
                 (None, {"fields": ("key", "namespace", "name", *self.manual_fields)}),
-                ("Operator settings", {"fields": self.operator_fields}),
+                (
+                    "Operator settings",
+                    {"fields": tuple(f for f in self.operator_fields if f not in self.manual_fields)},
+                ),
             ]
         return [
             ("Operator settings", {"fields": (*self.operator_fields, *self.extra_readonly)}),
@@ -562,19 +565,12 @@ class HdfsAccessInline(RuleInline):
 @admin.register(HdfsInstance)
 class HdfsInstanceAdmin(DiscoveredAdmin):
     allow_manual = True
+    manual_fields = ("url_override",)
     operator_fields = ("hidden", "display_name", "description", "order", "url_override")
     extra_readonly = ("effective_url",)
     list_display = ("label", "key", "effective_url", "source", "hidden", "present", "who_may_use", "last_seen")
     search_fields = ("key", "name", "display_name", "namespace", "observed_url", "url_override")
     inlines = (HdfsAccessInline,)
-
-    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> FieldsetSpec:
-        if obj is None:
-            return [
-                (None, {"fields": ("key", "namespace", "name", "url_override")}),
-                ("Operator settings", {"fields": ("hidden", "display_name", "description", "order")}),
-            ]
-        return super().get_fieldsets(request, obj)
 
     @admin.display(description="URL")
     def effective_url(self, obj: HdfsInstance) -> str:
@@ -590,6 +586,7 @@ class GraphAccessInline(RuleInline):
 @admin.register(GafferGraph)
 class GafferGraphAdmin(DiscoveredAdmin):
     allow_manual = True
+    manual_fields = ("url_override",)
     operator_fields = ("hidden", "display_name", "description", "order", "url_override")
     extra_readonly = ("effective_url", "available_display")
     list_display = (
@@ -605,14 +602,6 @@ class GafferGraphAdmin(DiscoveredAdmin):
     )
     search_fields = ("key", "name", "display_name", "namespace", "observed_description", "description")
     inlines = (GraphAccessInline,)
-
-    def get_fieldsets(self, request: HttpRequest, obj: Discovered | None = None) -> FieldsetSpec:
-        if obj is None:
-            return [
-                (None, {"fields": ("key", "namespace", "name", "url_override")}),
-                ("Operator settings", {"fields": ("hidden", "display_name", "description", "order")}),
-            ]
-        return super().get_fieldsets(request, obj)
 
     @admin.display(description="REST API")
     def effective_url(self, obj: GafferGraph) -> str:

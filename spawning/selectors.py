@@ -22,11 +22,10 @@ from inventory.access import (
     effective_bounds,
     may_use_graph,
     may_use_hdfs,
-    may_use_namespace_option,
     may_use_profile,
     may_use_service_account,
     may_use_volume,
-    namespace_for_pattern,
+    namespace_choices,
     preset_fits,
 )
 from inventory.generation import GENERATION_PK
@@ -117,7 +116,7 @@ def request_state(*, username: str, server_name: str) -> RequestState:
 
     Plain SQL because this runs on every /options call: compiling three ORM
     queries cost more than running them. The same filters as
-    ``inventory_freshness`` and ``remembered_choices_get``.
+    ``inventory_freshness`` and a separate read of the remembered choices.
     """
     generation_table = InventoryGeneration._meta.db_table
     rounds = SyncRound._meta.db_table
@@ -153,15 +152,6 @@ def request_state(*, username: str, server_name: str) -> RequestState:
     )
 
 
-def remembered_choices_get(*, username: str, server_name: str) -> dict[str, str]:
-    choices = (
-        RememberedChoices.objects.filter(username=username, server_name=server_name)
-        .values_list("choices", flat=True)
-        .first()
-    )
-    return dict(choices) if isinstance(choices, dict) else {}
-
-
 def options_data(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> dict[str, Any]:
     """Everything the spawn form offers this user; a fixed number of queries whatever the inventory size.
 
@@ -183,18 +173,7 @@ def options_data(*, username: str, server_name: str, groups: list[str], default_
 
 
 def _namespaces(snapshot: InventorySnapshot, access: UserAccess) -> list[NamespaceChoice]:
-    """Namespaces the user may use, in the operators' order, only those that exist."""
-    resolved: dict[str, str] = {}
-    for option in snapshot.namespace_options:
-        if not may_use_namespace_option(access, option):
-            continue
-        name = namespace_for_pattern(option.pattern, username=access.username)
-        resolved.setdefault(name, option.description)
-    return [
-        NamespaceChoice(name=name, description=desc)
-        for name, desc in resolved.items()
-        if name in snapshot.present_namespaces
-    ]
+    return namespace_choices(access=access, options=snapshot.namespace_options, present=snapshot.present_namespaces)
 
 
 def _in_namespaces(by_namespace: Mapping[str, tuple[Offer, ...]], namespaces: list[str]) -> list[Offer]:

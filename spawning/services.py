@@ -29,6 +29,7 @@ from inventory.access import (
     may_use_profile,
     may_use_service_account,
     may_use_volume,
+    namespace_choices,
     preset_fits,
 )
 from inventory.models import Profile
@@ -47,7 +48,6 @@ from spawning.plan import (
     VolumeChoice,
 )
 from spawning.selectors import NUMBER_FIELDS, default_volume_name
-from spawning.selectors import _namespaces as snapshot_namespaces
 from spawning.snapshot import InventorySnapshot, current_snapshot
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,12 @@ def _validate(
     if not pod_name:
         raise ChoiceRefused("pod_name", "The hub must name the notebook's pod.")
     chosen_profile = _profile_choice(snapshot, access, profile or _option(user_options, "profile"))
-    allowed = [n.name for n in snapshot_namespaces(snapshot, access)]
+    allowed = [
+        n.name
+        for n in namespace_choices(
+            access=access, options=snapshot.namespace_options, present=snapshot.present_namespaces
+        )
+    ]
     namespace = _namespace_choice(_option(user_options, "k8s_namespace") or default_namespace, allowed)
     numbers = _numbers(snapshot, access, user_options)
     volume = _volume_choice(
@@ -310,6 +315,28 @@ def prespawn_validate(
     groups: list[str] | tuple[str, ...] = (),
 ) -> SpawnPlan:
     """Check every choice against what this user may use; raises ChoiceRefused(field, reason)."""
+    return _validated(
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        default_namespace=default_namespace,
+        profile=profile,
+        user_options=user_options,
+        groups=groups,
+    ).plan
+
+
+def _validated(
+    *,
+    username: str,
+    server_name: str,
+    pod_name: str,
+    default_namespace: str,
+    profile: str,
+    user_options: Mapping[str, str],
+    groups: list[str] | tuple[str, ...],
+) -> ValidatedSpawn:
+    # One query while the inventory is unchanged; every operator's edit changes the generation.
     snapshot = current_snapshot()
     return _validate(
         snapshot=snapshot,
@@ -320,7 +347,14 @@ def prespawn_validate(
         default_namespace=default_namespace,
         profile=profile,
         user_options=user_options,
-    ).plan
+    )
+
+
+def _finish(record: SpawnRecord, result: str, *, started: float, message: str = "") -> None:
+    record.result = result
+    record.message = message
+    record.duration_ms = _elapsed_ms(started)
+    record.save()
 
 
 def _elapsed_ms(started: float) -> int:
@@ -375,23 +409,17 @@ def prespawn_provision(
         choices=dict(user_options),
     )
     try:
-        # One query while the inventory is unchanged; every operator's edit changes the generation.
-        snapshot = current_snapshot()
-        validated = _validate(
-            snapshot=snapshot,
-            access=snapshot.rules.for_user(username=username, groups=groups),
+        validated = _validated(
             username=username,
             server_name=server_name,
             pod_name=pod_name,
             default_namespace=default_namespace,
             profile=profile,
             user_options=user_options,
+            groups=groups,
         )
     except ChoiceRefused as exc:
-        record.result = SpawnRecord.Result.REFUSED
-        record.message = f"{exc.field}: {exc.reason}"
-        record.duration_ms = _elapsed_ms(started)
-        record.save()
+        _finish(record, SpawnRecord.Result.REFUSED, started=started, message=f"{exc.field}: {exc.reason}")
         logger.info("prespawn refused", extra={"field": exc.field, "reason": exc.reason})
         raise
 
@@ -408,18 +436,14 @@ def prespawn_provision(
             reply = result.reply
             if reply_version < 2:
                 reply = {key: value for key, value in reply.items() if key not in provisioning.EXTENDED_REPLY_KEYS}
-            record.result = SpawnRecord.Result.PROVISIONED
             record.cluster_objects = _object_list(result.objects)
             # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
             record.reply = json.loads(json.dumps(reply, cls=DjangoJSONEncoder))
-            record.duration_ms = _elapsed_ms(started)
-            record.save()
+            _finish(record, SpawnRecord.Result.PROVISIONED, started=started)
     except Exception as exc:
         # Recorded here because the exception handler that answers 503 knows nothing of records.
-        record.result = SpawnRecord.Result.FAILED
-        record.message = str(exc) if isinstance(exc, KubeError) else f"{type(exc).__name__}: {exc}"
-        record.duration_ms = _elapsed_ms(started)
-        record.save()
+        message = str(exc) if isinstance(exc, KubeError) else f"{type(exc).__name__}: {exc}"
+        _finish(record, SpawnRecord.Result.FAILED, started=started, message=message)
         logger.warning("prespawn for %s/%s failed in the cluster: %s", username, server_name, exc)
         raise
 
@@ -449,15 +473,10 @@ def poststop_clean(
         with server_lock(username=username, server_name=server_name):
             deleted = cleanup.poststop_cleanup(username=username, server_name=server_name)
     except Exception as exc:
-        record.result = SpawnRecord.Result.FAILED
-        record.message = f"poststop: {exc}"
-        record.duration_ms = _elapsed_ms(started)
-        record.save()
+        _finish(record, SpawnRecord.Result.FAILED, started=started, message=f"poststop: {exc}")
         raise
-    record.result = SpawnRecord.Result.STOPPED
     record.cluster_objects = _object_list(deleted)
-    record.duration_ms = _elapsed_ms(started)
-    record.save()
+    _finish(record, SpawnRecord.Result.STOPPED, started=started)
     return record.cluster_objects
 
 
