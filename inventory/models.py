@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -374,6 +375,32 @@ class Profile(models.Model):
         return {**(self.kubespawner_override or {}), "image": self.image}
 
 
+@dataclass(frozen=True)
+class Quantity:
+    """A resource a notebook asks an amount of: a preset column (with ``_min``/``_max``) and a ceiling ``max_<key>``.
+
+    The built-in bounds, used while no preset exists, are the preset columns' defaults.
+    """
+
+    key: str
+    unit: str
+    # MB and GB are whole numbers; vCPU may be a fraction.
+    whole: bool
+
+    def wire(self, value: Decimal) -> float | int:
+        """An amount as JSON carries it: whole quantities as integers, CPUs as floats."""
+        return int(value) if self.whole else float(value)
+
+
+QUANTITIES: tuple[Quantity, ...] = (
+    Quantity("cpu", "vCPU", whole=False),
+    Quantity("mem", "MB", whole=True),
+    Quantity("spark_cpu", "vCPU", whole=False),
+    Quantity("spark_mem", "MB", whole=True),
+    Quantity("disk", "GB", whole=True),
+)
+
+
 def _positive_decimal() -> list[MinValueValidator]:
     return [MinValueValidator(Decimal("0"))]
 
@@ -411,7 +438,7 @@ class ResourcePreset(models.Model):
     disk_min = models.PositiveIntegerField(default=1, help_text="GB")
     disk_max = models.PositiveIntegerField(default=100, help_text="GB")
 
-    BOUNDED = ("cpu", "mem", "spark_cpu", "spark_mem", "disk")
+    BOUNDED = tuple(quantity.key for quantity in QUANTITIES)
 
     class Meta:
         ordering = ("order", "display_name")
@@ -524,7 +551,7 @@ class AccessRule(models.Model):
             raise ValidationError("Name at least one user or group, or tick 'everyone'.")
         errors = {
             field: "A ceiling must be above zero."
-            for field in ("max_cpu", "max_mem", "max_spark_cpu", "max_spark_mem", "max_disk")
+            for field in (f"max_{quantity.key}" for quantity in QUANTITIES)
             if getattr(self, field) is not None and getattr(self, field) <= 0
         }
         if errors:

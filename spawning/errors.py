@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import status
@@ -13,15 +14,30 @@ from kube.client import KubeError, KubeForbidden, KubeUnavailable
 
 
 class ChoiceRefused(APIException):
-    """A choice the user may not make; reported against its form field."""
+    """Choices the user may not make, each reported against its form field (all of them at once)."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, *, more: Mapping[str, list[str]] | None = None) -> None:
+        self.fields: dict[str, list[str]] = {field: [reason]}
+        for name, reasons in (more or {}).items():
+            self.fields.setdefault(name, []).extend(reason for reason in reasons if reason not in self.fields[name])
+        # The first refusal, for a caller that reports one.
         self.field = field
         self.reason = reason
-        super().__init__({field: [reason]})
+        super().__init__(self.fields)
+
+    @classmethod
+    def of(cls, refusals: Mapping[str, list[str]]) -> ChoiceRefused:
+        """Every refused field with its reasons, in the order they were found; ``refusals`` must not be empty."""
+        (field, reasons), *_ = refusals.items()
+        return cls(field, reasons[0], more=refusals)
+
+    @property
+    def summary(self) -> str:
+        """One line for the spawn record: ``field: reason; field: reason``."""
+        return "; ".join(f"{name}: {reason}" for name, reasons in self.fields.items() for reason in reasons)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
