@@ -199,7 +199,7 @@ class PrespawnOutputSerializer(_Omitting):
     """The KubeSpawner overrides the hub applies (keys as hub/optionsportal_hub/reply.py reads them)."""
 
     namespace = serializers.CharField()
-    image = serializers.CharField(help_text="Only with reply_version 2.")
+    image = serializers.CharField(required=False, help_text="Only with reply_version 2.")
     resources = _ResourcesOut()
     env = serializers.DictField(child=serializers.CharField())
     labels = serializers.DictField(child=serializers.CharField())
