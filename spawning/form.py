@@ -18,8 +18,6 @@ from django.template.loader import render_to_string
 
 from spawning.offers import KINDS
 
-SECTIONS = tuple(kind.template for kind in KINDS if kind.template)
-
 
 def render_options_form(data: dict[str, Any]) -> str:
     """The form's HTML for one user; every string in ``data`` is escaped by the templates."""
@@ -31,12 +29,17 @@ def form_state(data: dict[str, Any]) -> dict[str, Any]:
     selected: dict[str, Any] = data.get("selected") or {}
     # What one kind resolved that a later one reads (the chosen profile, preset, namespace).
     shared: dict[str, Any] = {}
+    sections: list[dict[str, Any]] = []
     form: dict[str, Any] = {
-        "sections": SECTIONS,
+        "sections": sections,
         "last_synced_at": _when((data.get("inventory") or {}).get("last_synced_at")),
     }
     for kind in KINDS:
-        form.update(kind.form(data, selected, shared))
+        own = kind.form(data, selected, shared)
+        form.update(own)
+        if kind.template:
+            # ``own``: the kind's state, for a shared template such as spawning/offers/_choice.html.
+            sections.append({"template": kind.template, "own": own})
     return form
 
 

@@ -155,6 +155,23 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class ChoiceSection:
+    """A form section offering one item of a list, drawn by spawning/offers/_choice.html.
+
+    ``items`` are the serialized items (``id``, ``label``, ``description``) under ``items_key``
+    of the /options data; the form's script shows the chosen one's description.
+    """
+
+    slug: str
+    legend: str
+    label: str
+    field: str
+    items_key: str
+    items: list[dict[str, Any]]
+    chosen: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class ManifestContext:
     """What building the manifests may need beyond the plan."""
 
