@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from inventory.generation import bump_inventory_generation
 from inventory.models import (
+    QUANTITIES,
     AccessRule,
     Discovered,
     GafferGraph,
@@ -354,13 +355,17 @@ class AppliesToFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Every kind a rule can name: a kind added to AccessRule appears here without being listed.
+_RULE_RELATIONS = tuple(relation.name for relation in AccessRule._meta.many_to_many)
+
+
 @admin.register(AccessRule)
 class AccessRuleAdmin(admin.ModelAdmin):
     form = AccessRuleForm
     list_display = ("name", "who", "grants", "ceilings")
     list_filter = (AppliesToFilter,)
     search_fields = ("name", "users", "groups")
-    filter_horizontal = ("profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts")
+    filter_horizontal = _RULE_RELATIONS
     fieldsets = (
         (None, {"fields": ("name",)}),
         (
@@ -374,14 +379,14 @@ class AccessRuleAdmin(admin.ModelAdmin):
         (
             "What",
             {
-                "fields": ("profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts"),
+                "fields": _RULE_RELATIONS,
                 "description": "Once any rule names an item, only users matching a rule that names it may use it.",
             },
         ),
         (
             "Resource ceilings",
             {
-                "fields": (("max_cpu", "max_mem"), ("max_spark_cpu", "max_spark_mem"), "max_disk"),
+                "fields": tuple(f"max_{quantity.key}" for quantity in QUANTITIES),
                 "description": "Blank: the presets' bounds. A user gets the most generous ceiling of the rules "
                 "matching them.",
             },
@@ -389,11 +394,7 @@ class AccessRuleAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRule]:
-        return (
-            super()
-            .get_queryset(request)
-            .prefetch_related("profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts")
-        )
+        return super().get_queryset(request).prefetch_related(*_RULE_RELATIONS)
 
     @admin.display(description="applies to")
     def who(self, obj: AccessRule) -> str:
@@ -409,30 +410,18 @@ class AccessRuleAdmin(admin.ModelAdmin):
     @admin.display(description="grants")
     def grants(self, obj: AccessRule) -> str:
         parts = []
-        for label, related in (
-            ("profiles", obj.profiles),
-            ("namespaces", obj.namespaces),
-            ("HDFS", obj.hdfs_instances),
-            ("graphs", obj.gaffer_graphs),
-            ("service accounts", obj.service_accounts),
-        ):
-            names = [str(item) for item in related.all()]
+        for relation in AccessRule._meta.many_to_many:
+            names = [str(item) for item in getattr(obj, relation.name).all()]
             if names:
-                parts.append(f"{label}: {', '.join(names)}")
+                parts.append(f"{relation.verbose_name}: {', '.join(names)}")
         return "; ".join(parts) or "—"
 
     @admin.display(description="ceilings")
     def ceilings(self, obj: AccessRule) -> str:
         parts = [
-            f"{label} {value}"
-            for label, value in (
-                ("CPU", obj.max_cpu),
-                ("mem", obj.max_mem),
-                ("Spark CPU", obj.max_spark_cpu),
-                ("Spark mem", obj.max_spark_mem),
-                ("disk", obj.max_disk),
-            )
-            if value is not None
+            f"{quantity.key} {value} {quantity.unit}"
+            for quantity in QUANTITIES
+            if (value := getattr(obj, f"max_{quantity.key}")) is not None
         ]
         return ", ".join(parts) or "—"
 
