@@ -23,6 +23,7 @@ from inventory.generation import bump_inventory_generation
 from inventory.models import (
     QUANTITIES,
     AccessRule,
+    DataSource,
     Discovered,
     GafferGraph,
     HdfsInstance,
@@ -353,6 +354,18 @@ class AppliesToFilter(admin.SimpleListFilter):
         if self.value() == "users":
             return queryset.exclude(users=[])
         return queryset
+
+
+@admin.register(DataSource)
+class DataSourceAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "slug", "enabled", "file_names", "order")
+    list_editable = ("enabled", "order")
+    search_fields = ("slug", "display_name", "description")
+    prepopulated_fields = {"slug": ("display_name",)}
+
+    @admin.display(description="files")
+    def file_names(self, obj: DataSource) -> str:
+        return ", ".join(sorted(obj.files)) if isinstance(obj.files, dict) else "—"
 
 
 # Every kind a rule can name: a kind added to AccessRule appears here without being listed.

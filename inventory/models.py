@@ -507,6 +507,42 @@ class NamespaceOption(models.Model):
             )
 
 
+# What a ConfigMap accepts as a file name (a data key), and its size limit.
+_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_CONFIG_MAP_MAX_BYTES = 1024 * 1024
+
+
+class DataSource(models.Model):
+    """Connection settings operators curate (endpoints, catalogues): files a notebook given it reads.
+
+    /prespawn puts the files in a ConfigMap of the notebook's namespace and mounts it
+    at ``/etc/datasources/<slug>``. Open to everyone until an access rule names it.
+    """
+
+    slug = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.CharField(max_length=500, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text='File name → content, e.g. {"kafka.properties": "…"}')
+    enabled = models.BooleanField(default=True)
+    order = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ("order", "display_name")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def clean(self) -> None:
+        files = self.files
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise ValidationError({"files": "Must be a JSON object of file names and their text."})
+        bad = [name for name in files if not _CONFIG_MAP_KEY.match(name)]
+        if bad:
+            raise ValidationError({"files": f"'{bad[0][:60]}' is not a file name a ConfigMap can hold."})
+        if sum(len(k.encode()) + len(v.encode()) for k, v in files.items()) > _CONFIG_MAP_MAX_BYTES:
+            raise ValidationError({"files": "The files are larger than a ConfigMap can hold (1 MiB)."})
+
+
 class AccessRule(models.Model):
     """Who (users, JupyterHub groups, or everyone) may use what, and their ceilings.
 
@@ -524,6 +560,7 @@ class AccessRule(models.Model):
     hdfs_instances = models.ManyToManyField(HdfsInstance, blank=True, related_name="access_rules")
     gaffer_graphs = models.ManyToManyField(GafferGraph, blank=True, related_name="access_rules")
     service_accounts = models.ManyToManyField(ServiceAccount, blank=True, related_name="access_rules")
+    data_sources = models.ManyToManyField(DataSource, blank=True, related_name="access_rules")
 
     max_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     max_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")

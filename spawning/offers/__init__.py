@@ -10,6 +10,7 @@ decided (the profile, the namespace, the numbers).
 from __future__ import annotations
 
 from spawning.offers import (
+    data_source,
     gaffer,
     hdfs,
     namespace,
@@ -30,6 +31,7 @@ KINDS: tuple[OfferedKind, ...] = (
     hdfs.KIND,
     gaffer.KIND,
     spark.KIND,
+    data_source.KIND,
 )
 
 NUMBER_FIELDS: tuple[NumberField, ...] = tuple(field for kind in KINDS for field in kind.number_fields)
