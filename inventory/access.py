@@ -37,7 +37,7 @@ from inventory.models import (
     ResourcePreset,
     ServiceAccount,
 )
-from spawning.names import label_value, owner_label_value
+from kube.names import label_value, owner_label_value
 
 # kind → (through-table column naming the item)
 _RULE_RELATIONS: dict[str, str] = {

@@ -27,6 +27,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 import optionsportal
+from kube import names
 from kube.client import KubeError
 from kube.concurrent import run_all_pair, run_settled_pair, values
 from kube.provision import (
@@ -45,7 +46,6 @@ from kube.provision import (
     read_config_source,
     ref_of,
 )
-from spawning import names
 from spawning.plan import SpawnPlan
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spawning import names
+from kube import names
 from spawning.provisioning import spark_ui_ingress_name
 
 PREFIXES = ("jhub-hadoop-config", "jhub-gaffer-graph-config", "jhub-gaffer-schema", "jhub-gaffer-store")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spawning.names import owner_label_value
+from kube.names import owner_label_value
 from tests.hubapi import TOKEN, hub_client, make_preset, make_profile, make_volume, offer_namespace, prespawn_body
 
 pytestmark = [pytest.mark.kube, pytest.mark.django_db]

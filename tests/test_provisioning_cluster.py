@@ -14,8 +14,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from kube import names
 from kube.client import KubeError, KubeUnavailable, reset_api_client
-from spawning import names
 from spawning.plan import ServiceAccountChoice, SparkChoice, VolumeChoice
 from spawning.provisioning import (
     APP_NAME,

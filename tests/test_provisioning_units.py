@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kube import names
 from kube.provision import ConfigSource, ObjectRef
-from spawning import names
 from spawning.plan import HdfsChoice, SparkChoice, VolumeChoice
 from spawning.provisioning import (
     ANNOTATION_LAST_APPLIED,
