@@ -185,7 +185,7 @@ def read_config_source(ref: ObjectRef) -> ConfigSource:
 
 
 def read_config_sources(refs: Sequence[ObjectRef]) -> list[ConfigSource]:
-    """Read several ConfigMaps/Secrets side by side; raises the first error."""
+    """Read several ConfigMaps/Secrets side by side; raises the most serious error."""
     return run_all([partial(read_config_source, ref) for ref in refs])
 
 
