@@ -467,6 +467,7 @@ def _cached_list(kind: str, selector: str) -> Any:
 
 def prespawn_phases() -> dict[str, float]:
     """Where one /prespawn's time goes, step by step, as spawning.provisioning.provision runs them."""
+    from kube import concurrent as kube_concurrent
     from kube import provision as kube_provision
     from spawning import provisioning, services
 
@@ -490,23 +491,23 @@ def prespawn_phases() -> dict[str, float]:
     return {
         "validate (SQL)": _median_ms(validate),
         "3 reads + 4 cluster-wide lists, concurrently": _median_ms(
-            lambda: kube_provision.run_concurrently(
+            lambda: kube_concurrent.run_settled(
                 [lambda r=ref: kube_provision.read_config_source(r) for ref in refs]
                 + [lambda k=kind: kube_provision.list_kind(k, selector) for kind in kube_provision.KINDS]
             )
         ),
         "4 cluster-wide lists alone, concurrently": _median_ms(
-            lambda: kube_provision.run_concurrently(
+            lambda: kube_concurrent.run_settled(
                 [lambda k=kind: kube_provision.list_kind(k, selector) for kind in kube_provision.KINDS]
             )
         ),
         "the same 4 lists from the watch cache (resourceVersion=0)": _median_ms(
-            lambda: kube_provision.run_concurrently(
+            lambda: kube_concurrent.run_settled(
                 [lambda k=kind: _cached_list(k, selector) for kind in kube_provision.KINDS]
             )
         ),
         "7 applies, concurrently": _median_ms(
-            lambda: kube_provision.run_concurrently([lambda m=m: kube_provision.apply_object(m) for m in manifests])
+            lambda: kube_concurrent.run_settled([lambda m=m: kube_provision.apply_object(m) for m in manifests])
         ),
         "7 applies, one after another": _median_ms(lambda: [kube_provision.apply_object(m) for m in manifests]),
         "provision() end to end": _median_ms(lambda: provisioning.provision(validate())),

@@ -38,7 +38,6 @@ from kubernetes import client as k8s  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
-from inventory.management.commands.sync_cluster import SyncLoop  # noqa: E402
 from inventory.models import (  # noqa: E402
     GafferGraph,
     HdfsInstance,
@@ -48,6 +47,7 @@ from inventory.models import (  # noqa: E402
     SyncRound,
 )
 from inventory.sync import sync_full_round  # noqa: E402
+from inventory.sync_loop import SyncLoop  # noqa: E402
 from kube.client import reset_api_client  # noqa: E402
 
 BENCH_LABEL = "optionsportal.bench/object"

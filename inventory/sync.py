@@ -17,9 +17,9 @@ import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
@@ -37,6 +37,7 @@ from inventory.models import (
     SyncRound,
 )
 from kube.client import KubeError
+from kube.concurrent import run_settled
 from kube.discovery import DEFAULT_PAGE_SIZE, EventType, Kind, KubeObject, Listing, WatchEvent, list_objects
 
 logger = logging.getLogger("optionsportal.sync")
@@ -382,15 +383,15 @@ def _reconcile_full(state: ClusterState, targets: Iterable[Target[Any]], now: da
 
 def list_cluster(*, page_size: int = DEFAULT_PAGE_SIZE) -> tuple[dict[Kind, Listing], dict[Kind, str]]:
     """List every kind at once (the lists are I/O bound); returns listings and errors by kind."""
+    kinds = list(Kind)
+    results = run_settled([partial(list_objects, kind, page_size=page_size) for kind in kinds])
     listings: dict[Kind, Listing] = {}
     errors: dict[Kind, str] = {}
-    with ThreadPoolExecutor(max_workers=len(Kind), thread_name_prefix="sync-list") as pool:
-        futures = {kind: pool.submit(list_objects, kind, page_size=page_size) for kind in Kind}
-        for kind, future in futures.items():
-            try:
-                listings[kind] = future.result()
-            except KubeError as exc:
-                errors[kind] = str(exc)
+    for kind, result in zip(kinds, results, strict=True):
+        if isinstance(result, KubeError):
+            errors[kind] = str(result)
+        else:
+            listings[kind] = result
     return listings, errors
 
 

@@ -1,8 +1,8 @@
 """Server-side apply, reads, lists and deletes for the objects /prespawn makes.
 
-Everything here takes and returns plain data. Calls for several objects run in a
-small shared thread pool, so a /prespawn that makes eight objects costs about one
-apiserver round trip, not eight. Replies are read as raw JSON
+Everything here takes and returns plain data. Calls for several objects run side
+by side (``kube.concurrent``), so a /prespawn that makes eight objects costs about
+one apiserver round trip, not eight. Replies are read as raw JSON
 (``_preload_content=False``): the objects are handed on as dicts, and it skips the
 client's strict model parsing, which is both slow and fussy about fields.
 """
@@ -10,19 +10,16 @@ client's strict model parsing, which is both slow and fussy about fields.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from kubernetes import client
 
-from kube.client import KubeError, KubeNotFound, KubeUnavailable, api_client, request_timeout, translate
-
-T = TypeVar("T")
+from kube.client import KubeError, KubeNotFound, api_client, request_timeout, translate
+from kube.concurrent import run_all, run_settled
 
 CONFIG_MAP = "ConfigMap"
 SECRET = "Secret"  # noqa: S105 - a kind name, not a password
@@ -32,7 +29,6 @@ INGRESS = "Ingress"
 KINDS: tuple[str, ...] = (CONFIG_MAP, SECRET, SERVICE, INGRESS)
 
 _APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
-_MAX_WORKERS = 16
 _APPLY_ATTEMPTS = 5
 
 
@@ -108,39 +104,6 @@ _KIND_APIS: dict[str, _KindApi] = {
     INGRESS: _KindApi(client.NetworkingV1Api, "ingress", "list_ingress_for_all_namespaces"),
 }
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    # Made on first use, not at import, so a forking server (gunicorn) never
-    # inherits a pool whose threads do not exist in the child.
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_MAX_WORKERS, thread_name_prefix="kube-provision")
-        return _pool
-
-
-def run_concurrently(calls: Sequence[Callable[[], T]]) -> list[T | KubeError]:
-    """Run calls side by side; each result is its value or the KubeError it raised.
-
-    Not to be called from inside one of the calls: a pooled task waiting on the
-    same pool could starve it when many requests arrive at once.
-    """
-    if not calls:
-        return []
-    if len(calls) == 1:
-        return [_capture(calls[0])]
-    return list(_executor().map(_capture, calls))
-
-
-def _capture(call: Callable[[], T]) -> T | KubeError:
-    try:
-        return call()
-    except KubeError as exc:
-        return exc
-
 
 def _kind_api(kind: str) -> tuple[_KindApi, Any]:
     try:
@@ -192,7 +155,7 @@ def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
 
 def apply_objects(manifests: Sequence[Mapping[str, Any]]) -> ApplyOutcome:
     """Apply every manifest concurrently; never raises, reports per object instead."""
-    results = run_concurrently([partial(apply_object, manifest) for manifest in manifests])
+    results = run_settled([partial(apply_object, manifest) for manifest in manifests])
     applied: list[AppliedObject] = []
     failed: list[tuple[ObjectRef, KubeError]] = []
     for manifest, result in zip(manifests, results, strict=True):
@@ -222,35 +185,14 @@ def read_config_source(ref: ObjectRef) -> ConfigSource:
 
 
 def read_config_sources(refs: Sequence[ObjectRef]) -> list[ConfigSource]:
-    """Read several ConfigMaps/Secrets side by side; raises the first error."""
-    results = run_concurrently([partial(read_config_source, ref) for ref in refs])
-    return [_raise_first(results, result) for result in results]
-
-
-def _raise_first(results: Sequence[T | KubeError], result: T | KubeError) -> T:
-    errors = [r for r in results if isinstance(r, KubeError)]
-    if errors:
-        raise most_serious(errors)
-    assert not isinstance(result, KubeError)
-    return result
-
-
-def most_serious(errors: Sequence[KubeError]) -> KubeError:
-    """An unreachable apiserver explains the rest, so report it before a single refusal."""
-    for error in errors:
-        if isinstance(error, KubeUnavailable):
-            return error
-    return errors[0]
+    """Read several ConfigMaps/Secrets side by side; raises the most serious error."""
+    return run_all([partial(read_config_source, ref) for ref in refs])
 
 
 def list_labelled(selector: str, kinds: Iterable[str] = KINDS) -> list[LabelledObject]:
     """Objects of the given kinds in every namespace matching a label selector; one call per kind."""
-    kinds = tuple(kinds)
-    results = run_concurrently([partial(list_kind, kind, selector) for kind in kinds])
-    found: list[LabelledObject] = []
-    for result in results:
-        found.extend(_raise_first(results, result))
-    return found
+    listings = run_all([partial(list_kind, kind, selector) for kind in kinds])
+    return [found for listed in listings for found in listed]
 
 
 def list_kind(kind: str, selector: str, *, cached: bool = False) -> list[LabelledObject]:
@@ -300,7 +242,7 @@ def delete_object(ref: ObjectRef) -> bool:
 
 def delete_objects(refs: Sequence[ObjectRef]) -> tuple[list[ObjectRef], list[tuple[ObjectRef, KubeError]]]:
     """Delete concurrently; returns (deleted or already gone, failures)."""
-    results = run_concurrently([partial(delete_object, ref) for ref in refs])
+    results = run_settled([partial(delete_object, ref) for ref in refs])
     done: list[ObjectRef] = []
     failed: list[tuple[ObjectRef, KubeError]] = []
     for ref, result in zip(refs, results, strict=True):
@@ -360,5 +302,5 @@ def pods_exist(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bool]:
             raise error from exc
         return bool(body.get("items"))
 
-    results = run_concurrently([partial(exists, namespace, name) for namespace, name in keys])
-    return {key: _raise_first(results, result) for key, result in zip(keys, results, strict=True)}
+    found = run_all([partial(exists, namespace, name) for namespace, name in keys])
+    return dict(zip(keys, found, strict=True))

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.db import connection
 from django.db.utils import Error as DatabaseError
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -34,15 +33,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def sync_freshness() -> tuple[bool, str]:
-    """Whether the last completed sync round is recent enough, and a sentence saying so."""
-    from inventory.models import SyncRound
+    """Whether the inventory is fresh by the sync worker's own limit, and a sentence saying so.
 
-    last = SyncRound.objects.filter(status=SyncRound.Status.COMPLETED).order_by("-started_at").first()
-    if last is None:
-        return False, "no sync round has completed yet"
-    age = timezone.now() - (last.finished_at or last.started_at)
+    The rule is ``inventory.freshness``'s; the probe only brings its threshold,
+    ``SYNC_MAX_AGE_SECONDS``.
+    """
+    from inventory.freshness import inventory_freshness
+
     limit = timedelta(seconds=settings.SYNC_MAX_AGE_SECONDS)
-    seconds = int(age.total_seconds())
-    if age > limit:
-        return False, f"last completed round finished {seconds}s ago (limit {int(limit.total_seconds())}s)"
-    return True, f"last completed round finished {seconds}s ago"
+    fresh = inventory_freshness(stale_after=limit)
+    if fresh.age is None:
+        return False, "no sync round has completed yet"
+    detail = f"last completed round finished {int(fresh.age.total_seconds())}s ago"
+    if fresh.latest_full_failed:
+        return False, f"{detail}, and the latest full round failed: {fresh.latest_full_error}"
+    if fresh.too_old:
+        return False, f"{detail} (limit {int(limit.total_seconds())}s)"
+    return True, detail

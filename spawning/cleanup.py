@@ -8,23 +8,20 @@ username and server name, the pod name, and when we last applied them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import cast
 
-from kube.client import KubeError
+from kube.concurrent import run_all, run_all_pair
 from kube.provision import (
     KINDS,
     LabelledObject,
     ObjectRef,
-    PodInfo,
-    delete_objects,
+    delete_object,
     list_kind,
+    list_labelled,
     list_pods,
-    most_serious,
     pods_exist,
-    run_concurrently,
 )
 from spawning.provisioning import (
     ANNOTATION_LAST_APPLIED,
@@ -49,7 +46,7 @@ def poststop_cleanup(*, username: str, server_name: str) -> list[ObjectRef]:
     503 and the hub may call again: deleting is idempotent).
     """
     selector = owner_selector(username, server_name)
-    found = _list(selector)
+    found = list_labelled(selector)
     ours = [item.ref for item in found if owned_by(item, username, server_name)]
     return _delete(ours)
 
@@ -63,18 +60,11 @@ def sweep_orphans(*, grace_seconds: int, now: datetime | None = None) -> list[Ob
     time between /prespawn and the pod's creation.
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    calls: list[Callable[[], list[LabelledObject] | list[PodInfo]]] = [
-        partial(list_kind, kind, OUR_OBJECTS_SELECTOR) for kind in KINDS
-    ]
-    calls.append(partial(list_pods, NOTEBOOK_PODS_SELECTOR))
-    results = run_concurrently(calls)
-    errors = [result for result in results if isinstance(result, KubeError)]
-    if errors:
-        # A partial view could make a live notebook's objects look orphaned.
-        raise most_serious(errors)
-    # No errors now, and the results come in call order: our objects by kind, then the pods.
-    listings = cast("list[list[LabelledObject]]", results[:-1])
-    pods = cast("list[PodInfo]", results[-1])
+    # All or nothing: a partial view could make a live notebook's objects look orphaned.
+    listings, (pods,) = run_all_pair(
+        [partial(list_kind, kind, OUR_OBJECTS_SELECTOR) for kind in KINDS],
+        [partial(list_pods, NOTEBOOK_PODS_SELECTOR)],
+    )
     alive = {(pod.namespace, pod.labels.get(POD_LABEL_USER), pod.labels.get(POD_LABEL_SERVER)) for pod in pods}
 
     expired: list[LabelledObject] = []
@@ -125,18 +115,10 @@ def _parse_time(stamp: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _list(selector: str) -> list[LabelledObject]:
-    results = run_concurrently([partial(list_kind, kind, selector) for kind in KINDS])
-    errors = [result for result in results if isinstance(result, KubeError)]
-    if errors:
-        raise most_serious(errors)
-    return [item for listed in results if isinstance(listed, list) for item in listed]
-
-
 def _delete(refs: Sequence[ObjectRef]) -> list[ObjectRef]:
     if not refs:
         return []
-    done, failed = delete_objects(sorted(refs))
-    if failed:
-        raise most_serious([error for _, error in failed])
-    return done
+    ordered = sorted(refs)
+    # delete_object treats "already gone" as done, so every ref is gone once no call failed.
+    run_all([partial(delete_object, ref) for ref in ordered])
+    return ordered

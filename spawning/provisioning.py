@@ -15,13 +15,14 @@ config keeps working.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from kube.client import KubeError
+from kube.concurrent import run_all_pair, run_settled_pair, values
 from kube.provision import (
     KINDS,
     AppliedObject,
@@ -31,10 +32,8 @@ from kube.provision import (
     apply_object,
     delete_objects,
     list_kind,
-    most_serious,
     read_config_source,
     ref_of,
-    run_concurrently,
 )
 from spawning import offers
 from spawning.labels import (
@@ -168,40 +167,30 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> Provisi
     names, such as those of a spawn recorded before a database restore).
     """
     selector = owner_selector(plan.username, plan.server_name)
-    listing_calls: list[Callable[[], list[LabelledObject]]] = [
-        partial(list_kind, kind, selector, cached=True) for kind in KINDS
-    ]
+    listings = [partial(list_kind, kind, selector, cached=True) for kind in KINDS]
 
     sources: dict[ObjectRef, ConfigSource] = {}
-    existing: list[LabelledObject] | None = None
+    existing: list[LabelledObject] = []
     source_refs = [ref for kind in offers.KINDS for ref in kind.source_refs(plan)]
     if source_refs:
-        reads = [partial(read_config_source, ref) for ref in source_refs]
-        first_calls: list[Callable[[], ConfigSource | list[LabelledObject]]] = [*reads, *listing_calls]
-        first_results = run_concurrently(first_calls)
-        errors = [result for result in first_results if isinstance(result, KubeError)]
-        if errors:
-            raise most_serious(errors)
-        # No errors now: the reads answered ConfigSources, the listings lists.
-        sources = {source.ref: source for source in first_results[: len(reads)] if isinstance(source, ConfigSource)}
-        existing = [found for listed in first_results[len(reads) :] if isinstance(listed, list) for found in listed]
-        listing_calls = []
+        # The manifests need the files first; the listing rides along in the same round trip.
+        read, listed = run_all_pair([partial(read_config_source, ref) for ref in source_refs], listings)
+        sources = {source.ref: source for source in read}
+        existing = [found for per_kind in listed for found in per_kind]
+        listings = []
 
     manifests = plan_objects(plan, gaffer_sources=sources)
     applies = [partial(apply_object, manifest) for manifest in manifests]
-    calls: list[Callable[[], AppliedObject | list[LabelledObject]]] = [*applies, *listing_calls]
-    results = run_concurrently(calls)
-    apply_results = results[: len(applies)]
-    failures = [result for result in apply_results if isinstance(result, KubeError)]
-    if failures:
-        created = [result.ref for result in apply_results if isinstance(result, AppliedObject) and result.created]
-        _undo(created)
-        raise most_serious(failures)
+    applied, listed_later = run_settled_pair(applies, listings)
+    try:
+        values(applied)
+    except KubeError:
+        _undo([result.ref for result in applied if isinstance(result, AppliedObject) and result.created])
+        raise
+    # The listing only finds leftovers to prune: one that failed leaves them for /poststop or the sweep.
+    existing += [found for per_kind in listed_later if not isinstance(per_kind, KubeError) for found in per_kind]
 
     refs = [ref_of(manifest) for manifest in manifests]
-    if existing is None:
-        listings = results[len(applies) :]
-        existing = [found for listed in listings if isinstance(listed, list) for found in listed]
     _prune(plan, existing, keep=set(refs), previous=previous)
     return ProvisionResult(reply=build_reply(plan), objects=refs)
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
-from django.db.models import Subquery
-from django.utils import timezone
 
+from inventory import freshness
 from inventory.generation import GENERATION_PK
 from inventory.models import InventoryGeneration, SyncRound
 from spawning.access import effective_bounds
@@ -26,36 +23,13 @@ from spawning.snapshot import inventory_snapshot
 
 
 def inventory_freshness() -> dict[str, Any]:
-    """When the inventory was last synced, and whether to distrust it: synced too long ago, or the
-    latest full round failed (the cluster unreachable), whatever watch rounds did since."""
-    latest_full_status = (
-        SyncRound.objects.filter(kind=SyncRound.Kind.FULL)
-        .exclude(status=SyncRound.Status.RUNNING)
-        .order_by("-started_at")
-        .values("status")[:1]
-    )
-    # One query: the latest full round's status rides along with the last completed round.
-    row = (
-        SyncRound.objects.filter(status=SyncRound.Status.COMPLETED, finished_at__isnull=False)
-        .annotate(latest_full_status=Subquery(latest_full_status))
-        # By start, on its index: rounds never overlap (one writer), and rounds are never pruned.
-        .order_by("-started_at")
-        .values_list("finished_at", "latest_full_status")
-        .first()
-    )
-    return _freshness(*(row or (None, None)))
+    """When the inventory was last synced, and whether to distrust it (``inventory.freshness`` has the rule)."""
+    return _freshness_out(freshness.inventory_freshness())
 
 
-def _freshness(last_completed: datetime | None, latest_full_status: str | None) -> dict[str, Any]:
-    if last_completed is None:
-        return {"last_synced_at": None, "stale": True}
-    # Several missed rounds in a row mean the sync is not running.
-    stale_after = timedelta(seconds=max(3 * float(settings.SYNC_INTERVAL), 60.0))
-    too_old = timezone.now() - last_completed > stale_after
-    return {
-        "last_synced_at": last_completed.isoformat(),
-        "stale": too_old or latest_full_status == SyncRound.Status.FAILED,
-    }
+def _freshness_out(fresh: freshness.Freshness) -> dict[str, Any]:
+    synced = fresh.last_synced_at
+    return {"last_synced_at": synced.isoformat() if synced else None, "stale": fresh.stale}
 
 
 @dataclass(frozen=True)
@@ -72,7 +46,8 @@ def request_state(*, username: str, server_name: str) -> RequestState:
 
     Plain SQL because this runs on every /options call: compiling three ORM
     queries cost more than running them. The same filters as
-    ``inventory_freshness`` and a separate read of the remembered choices.
+    ``inventory.freshness.inventory_freshness``, judged by the same rule, and a
+    separate read of the remembered choices.
     """
     generation_table = InventoryGeneration._meta.db_table
     rounds = SyncRound._meta.db_table
@@ -103,7 +78,7 @@ def request_state(*, username: str, server_name: str) -> RequestState:
         token = uuid.UUID(token)
     return RequestState(
         generation=(number, token) if number is not None else None,
-        freshness=_freshness(last_completed, full_status),
+        freshness=_freshness_out(freshness.freshness_from(freshness.as_aware(last_completed), full_status)),
         remembered=dict(choices) if isinstance(choices, dict) else {},
     )
 

@@ -33,9 +33,9 @@ from django.utils import timezone
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from inventory.management.commands.sync_cluster import KindWatcher, SyncLoop
 from inventory.models import ServiceAccount, SyncRound
 from inventory.sync import sync_full_round
+from inventory.sync_loop import KindWatcher, SyncLoop
 from kube.client import reset_api_client
 from kube.discovery import Kind
 from spawning.models import RememberedChoices, SpawnRecord

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from inventory.management.commands.sync_cluster import SyncLoop
 from inventory.models import ServiceAccount, SyncRound
+from inventory.sync_loop import SyncLoop
 from kube.client import KubeGone, KubeUnavailable
 from kube.discovery import Kind, WatchEvent, watch_objects
 

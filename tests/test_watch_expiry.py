@@ -22,8 +22,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from inventory.management.commands.sync_cluster import KindWatcher, SyncLoop
 from inventory.models import HdfsInstance
+from inventory.sync_loop import KindWatcher, SyncLoop
 from kube.client import KubeGone, reset_api_client
 from kube.discovery import Kind, list_objects, watch_objects
 
