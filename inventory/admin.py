@@ -231,6 +231,11 @@ class ProfileAdmin(admin.ModelAdmin):
         return access_display(obj)
 
 
+def _quantity_fieldsets() -> tuple[Any, ...]:
+    """One row per resource quantity: minimum, preset value, maximum."""
+    return tuple((f"{q.title} ({q.unit})", {"fields": ((f"{q.key}_min", q.key, f"{q.key}_max"),)}) for q in QUANTITIES)
+
+
 @admin.register(ResourcePreset)
 class ResourcePresetAdmin(admin.ModelAdmin):
     list_display = ("display_name", "slug", "default", "cpu_range", "mem_range", "spark_range", "disk_range", "order")
@@ -241,14 +246,7 @@ class ResourcePresetAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("display_name",)}
     fieldsets = (
         (None, {"fields": ("display_name", "slug", "description", "default", "order")}),
-        (
-            "Notebook CPU (vCPU)",
-            {"fields": (("cpu_min", "cpu", "cpu_max"),), "description": "Minimum, preset value, maximum."},
-        ),
-        ("Notebook memory (MB)", {"fields": (("mem_min", "mem", "mem_max"),)}),
-        ("Spark executor CPU (vCPU)", {"fields": (("spark_cpu_min", "spark_cpu", "spark_cpu_max"),)}),
-        ("Spark executor memory (MB)", {"fields": (("spark_mem_min", "spark_mem", "spark_mem_max"),)}),
-        ("New volume size (GB)", {"fields": (("disk_min", "disk", "disk_max"),)}),
+        *_quantity_fieldsets(),
     )
 
     @staticmethod

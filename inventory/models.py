@@ -386,6 +386,8 @@ class Quantity:
     unit: str
     # MB and GB are whole numbers; vCPU may be a fraction.
     whole: bool
+    # What operators see it as in the admin.
+    title: str
 
     def wire(self, value: Decimal) -> float | int:
         """An amount as JSON carries it: whole quantities as integers, CPUs as floats."""
@@ -393,11 +395,11 @@ class Quantity:
 
 
 QUANTITIES: tuple[Quantity, ...] = (
-    Quantity("cpu", "vCPU", whole=False),
-    Quantity("mem", "MB", whole=True),
-    Quantity("spark_cpu", "vCPU", whole=False),
-    Quantity("spark_mem", "MB", whole=True),
-    Quantity("disk", "GB", whole=True),
+    Quantity("cpu", "vCPU", whole=False, title="Notebook CPU"),
+    Quantity("mem", "MB", whole=True, title="Notebook memory"),
+    Quantity("spark_cpu", "vCPU", whole=False, title="Spark executor CPU"),
+    Quantity("spark_mem", "MB", whole=True, title="Spark executor memory"),
+    Quantity("disk", "GB", whole=True, title="New volume size"),
 )
 
 

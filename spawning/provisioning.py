@@ -37,17 +37,6 @@ from kube.provision import (
 )
 from spawning import offers
 from spawning.labels import (
-    ANNOTATION_LAST_APPLIED,
-    ANNOTATION_POD_NAME,
-    ANNOTATION_SERVERNAME,
-    ANNOTATION_USERNAME,
-    APP_NAME,
-    LABEL_SERVERNAME,
-    LABEL_USERNAME,
-    NOTEBOOK_PODS_SELECTOR,
-    OUR_OBJECTS_SELECTOR,
-    POD_LABEL_SERVER,
-    POD_LABEL_USER,
     notebook_labels,
     object_metadata,
     owned_by,
@@ -60,24 +49,10 @@ from spawning.plan import SpawnPlan
 from spawning.replies import PrespawnReply, ReplyBuilder
 
 __all__ = [
-    "ANNOTATION_LAST_APPLIED",
-    "ANNOTATION_POD_NAME",
-    "ANNOTATION_SERVERNAME",
-    "ANNOTATION_USERNAME",
-    "APP_NAME",
-    "LABEL_SERVERNAME",
-    "LABEL_USERNAME",
-    "NOTEBOOK_PODS_SELECTOR",
-    "OUR_OBJECTS_SELECTOR",
-    "POD_LABEL_SERVER",
-    "POD_LABEL_USER",
     "ObjectRef",
     "ProvisionResult",
     "build_reply",
     "gaffer_source_refs",
-    "notebook_labels",
-    "owned_by",
-    "owner_selector",
     "plan_objects",
     "plan_reply",
     "provision",

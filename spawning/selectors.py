@@ -13,11 +13,10 @@ from django.db import connection
 from inventory import freshness
 from inventory.generation import GENERATION_PK
 from inventory.models import InventoryGeneration, SyncRound
-from spawning.access import effective_bounds
 from spawning.models import RememberedChoices
 from spawning.offers import KINDS, NUMBER_FIELDS
 from spawning.offers.base import OfferContext
-from spawning.offers.resources import snapshot_presets
+from spawning.offers.resources import user_bounds
 from spawning.replies import Freshness, OptionsData
 from spawning.snapshot import inventory_snapshot
 
@@ -106,7 +105,7 @@ def options_reply(*, username: str, server_name: str, groups: list[str], default
     ctx = OfferContext(
         snapshot=snapshot,
         access=access,
-        bounds=effective_bounds(access=access, presets=snapshot_presets(snapshot)),
+        bounds=user_bounds(snapshot, access),
         username=username,
         server_name=server_name,
         default_namespace=default_namespace,

@@ -160,6 +160,11 @@ class _OptionsIdentityOut(serializers.Serializer):
     username = serializers.CharField()
     server_name = serializers.CharField()
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # An optional key (spawning.offers.base.Out) with nothing offered is left out.
+        return {key: value for key, value in data.items() if value or self.fields[key].required}
+
 
 # The /options data (spawning.replies.OptionsData): who it is for, what each offered kind
 # offers under its reply keys (spawning/offers), the inventory's freshness and the preselection.

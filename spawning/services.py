@@ -20,13 +20,13 @@ from django.utils import timezone
 
 from kube.client import KubeError
 from spawning import cleanup, provisioning
-from spawning.access import UserAccess, effective_bounds
+from spawning.access import UserAccess
 from spawning.errors import ChoiceRefused
 from spawning.locks import server_lock
 from spawning.models import RememberedChoices, SpawnRecord
 from spawning.offers import KINDS, NUMBER_FIELDS
 from spawning.offers.base import NumberField, Validation, plain
-from spawning.offers.resources import snapshot_presets
+from spawning.offers.resources import user_bounds
 from spawning.plan import SpawnPlan
 from spawning.serializers import prespawn_output
 from spawning.snapshot import InventorySnapshot, current_snapshot
@@ -66,7 +66,7 @@ def _validate(
     v = Validation(
         snapshot=snapshot,
         access=access,
-        bounds=effective_bounds(access=access, presets=snapshot_presets(snapshot)),
+        bounds=user_bounds(snapshot, access),
         options=user_options,
         username=username,
         server_name=server_name,

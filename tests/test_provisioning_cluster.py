@@ -16,16 +16,9 @@ from kubernetes import client as k8s
 
 from kube import names
 from kube.client import KubeError, KubeUnavailable, reset_api_client
+from spawning.labels import APP_NAME, LABEL_USERNAME, OUR_OBJECTS_SELECTOR, notebook_labels
 from spawning.plan import ServiceAccountChoice, SparkChoice, VolumeChoice
-from spawning.provisioning import (
-    APP_NAME,
-    LABEL_USERNAME,
-    OUR_OBJECTS_SELECTOR,
-    ObjectRef,
-    ProvisionResult,
-    notebook_labels,
-    provision,
-)
+from spawning.provisioning import ObjectRef, ProvisionResult, provision
 from spawning.serializers import prespawn_output
 from tests.plans import GRAPH_CONFIG, HDFS_URL, SCHEMA, basic_plan, create_graph, full_plan, gaffer_choice
 

@@ -74,9 +74,12 @@ class Out:
 
     serializer: type[serializers.Serializer]
     many: bool = True
+    # Sent only when something is offered: a kind added after the original keys keeps
+    # the reply of a deployment that does not use it exactly as it was.
+    optional: bool = False
 
     def field(self, key: str) -> serializers.BaseSerializer:
-        return self.serializer(many=self.many, source=f"offered.{key}")
+        return self.serializer(many=self.many, source=f"offered.{key}", required=not self.optional)
 
 
 @dataclass

@@ -61,7 +61,7 @@ class DataSourceKind(OfferedKind):
         )
 
     def output_fields(self) -> dict[str, Out]:
-        return {"data_sources": Out(DataSourceOut)}
+        return {"data_sources": Out(DataSourceOut, optional=True)}
 
     def offer(self, ctx: OfferContext) -> None:
         loaded = ctx.snapshot.kinds[self.name]
@@ -69,6 +69,11 @@ class DataSourceKind(OfferedKind):
 
     def offered_values(self, ctx: OfferContext, selected: Mapping[str, str]) -> dict[str, set[str]]:
         return {"data_source": ids(ctx.offered["data_sources"])}
+
+    def preselect(self, ctx: OfferContext, remembered: Mapping[str, Any], selected: dict[str, str]) -> None:
+        # Nothing offered, nothing preselected: the form data stays as it was before data sources.
+        if ctx.offered["data_sources"]:
+            super().preselect(ctx, remembered, selected)
 
     def form(self, data: Mapping[str, Any], selected: Mapping[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         items = data.get("data_sources") or []

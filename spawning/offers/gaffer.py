@@ -14,11 +14,10 @@ from django.db.models.fields.json import KeyTransform
 
 from inventory.models import GafferGraph
 from kube.provision import CONFIG_MAP, SECRET, ObjectRef
-from spawning.access import may_use_graph
+from spawning.access import UserAccess, may_use_graph
 from spawning.labels import object_name
-from spawning.offers.base import ManifestContext, OfferContext, OfferedKind, Out, Validation, ids
-from spawning.offers.instances import InstanceOut, Instances
-from spawning.offers.items import options_html, pick_item
+from spawning.offers.base import ManifestContext, Validation
+from spawning.offers.instances import InstanceKind, Instances
 from spawning.offers.placed import lean
 from spawning.plan import GafferChoice, SpawnPlan
 from spawning.replies import ReplyBuilder
@@ -87,10 +86,15 @@ class Graphs:
     instance_labels: Mapping[int, Any]
 
 
-class GafferKind(OfferedKind):
+class GafferKind(InstanceKind):
     name = "gaffer"
     template = "spawning/offers/gaffer.html"
     choice_fields = ("gaffer_graph",)
+    reply_key = "gaffer_graphs"
+    form_name = "graph"
+    feature = "gaffer"
+    feature_title = "Gaffer"
+    what = "Gaffer graph"
 
     def load(self) -> Graphs:
         rows = list(
@@ -103,40 +107,17 @@ class GafferKind(OfferedKind):
             instance_labels={row.pk: row.instance_label for row in rows},
         )
 
-    def output_fields(self) -> dict[str, Out]:
-        return {"gaffer_graphs": Out(InstanceOut)}
+    def instances(self, loaded: Graphs) -> Instances:
+        return loaded.instances
 
-    def offer(self, ctx: OfferContext) -> None:
-        loaded: Graphs = ctx.snapshot.kinds[self.name]
-        ctx.offered["gaffer_graphs"] = [item for row, item in loaded.instances.offers if may_use_graph(ctx.access, row)]
-
-    def offered_values(self, ctx: OfferContext, selected: Mapping[str, str]) -> dict[str, set[str]]:
-        return {"gaffer_graph": ids(ctx.offered["gaffer_graphs"])}
-
-    def form(self, data: Mapping[str, Any], selected: Mapping[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-        items = data.get("gaffer_graphs") or []
-        chosen = pick_item(items, "id", selected.get("gaffer_graph"), fallback_to_first=False)
-        profile = state.get("chosen_profile")
-        return {
-            "graph": chosen,
-            "graph_options": options_html(items, chosen),
-            "show_gaffer": bool(profile and profile.get("enable_gaffer")),
-        }
+    def may_use(self, access: UserAccess, row: Any) -> bool:
+        return may_use_graph(access, row)
 
     def validate(self, v: Validation) -> None:
-        graph_id = v.option("gaffer_graph")
-        v.choices["gaffer_graph"] = graph_id
-        if not graph_id or v.profile is None:
-            return
-        if not v.profile.enable_gaffer:
-            v.refuse("gaffer_graph", f"The profile '{v.profile.slug}' does not enable Gaffer.")
-            return
-        loaded: Graphs = v.snapshot.kinds[self.name]
-        graph = v.pick(
-            "gaffer_graph", "Gaffer graph", graph_id, loaded.instances.by_key, lambda g: may_use_graph(v.access, g)
-        )
+        graph = self.chosen(v)
         if graph is None:
             return
+        loaded: Graphs = v.snapshot.kinds[self.name]
         v.plan["gaffer"] = GafferChoice(
             id=graph.key,
             namespace=graph.namespace,

@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inventory.models import QUANTITIES, ResourcePreset
-from spawning.access import builtin_bound, preset_fits
+from spawning.access import Bound, UserAccess, builtin_bound, effective_bounds, preset_fits
 from spawning.offers.base import CUSTOM_PRESET, NumberField, OfferContext, OfferedKind, Out, Validation, parse_number
 from spawning.offers.items import ItemSerializer, number, pick_item, text
 from spawning.plan import SpawnPlan
@@ -72,8 +72,9 @@ class RangeOut(serializers.Serializer):
 BoundsOut = type("BoundsOut", (serializers.Serializer,), {q.key: RangeOut() for q in QUANTITIES})
 
 
-def snapshot_presets(snapshot: InventorySnapshot) -> list[ResourcePreset]:
-    return [preset for preset, _ in snapshot.kinds[KIND.name]]
+def user_bounds(snapshot: InventorySnapshot, access: UserAccess) -> dict[str, Bound]:
+    """The range each of this user's numbers must lie in: the presets', capped by their ceilings."""
+    return effective_bounds(access=access, presets=[preset for preset, _ in snapshot.kinds[KIND.name]])
 
 
 @dataclass(frozen=True)

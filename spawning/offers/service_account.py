@@ -9,10 +9,10 @@ from typing import Any
 from rest_framework import serializers
 
 from inventory.models import ServiceAccount
-from spawning.access import may_use_service_account
-from spawning.offers.base import OfferContext, OfferedKind, Out, Validation, ids
-from spawning.offers.items import ItemSerializer, pick_item
-from spawning.offers.placed import Placed, lean
+from spawning.access import UserAccess, may_use_service_account
+from spawning.offers.base import Validation
+from spawning.offers.items import ItemSerializer
+from spawning.offers.placed import PlacedKind
 from spawning.plan import ServiceAccountChoice, SpawnPlan
 from spawning.replies import ReplyBuilder
 
@@ -55,56 +55,32 @@ def _item(a: ServiceAccount) -> ServiceAccountItem:
     )
 
 
-class ServiceAccountKind(OfferedKind):
+class ServiceAccountKind(PlacedKind):
     name = "service_account"
     choice_fields = ("k8s_service_account",)
+    reply_key = "service_accounts"
+    serializer = ServiceAccountOut
+    what = "service account"
 
-    def load(self) -> Placed:
-        return Placed.of(lean(ServiceAccount.objects.offerable()), _item)
+    def rows(self) -> Any:
+        return ServiceAccount.objects.offerable()
 
-    def output_fields(self) -> dict[str, Out]:
-        return {"service_accounts": Out(ServiceAccountOut)}
+    def item(self, row: ServiceAccount) -> ServiceAccountItem:
+        return _item(row)
 
-    def offer(self, ctx: OfferContext) -> None:
-        loaded: Placed = ctx.snapshot.kinds[self.name]
-        ctx.offered["service_accounts"] = loaded.offered(
-            ctx.namespaces, lambda a: may_use_service_account(ctx.access, a, namespaces=ctx.namespaces)
-        )
-
-    def offered_values(self, ctx: OfferContext, selected: Mapping[str, str]) -> dict[str, set[str]]:
-        # One from another namespace would be a choice the form cannot show.
-        chosen = selected.get("k8s_namespace")
-        return {"k8s_service_account": ids(a for a in ctx.offered["service_accounts"] if a.namespace == chosen)}
+    def may_use(self, access: UserAccess, row: ServiceAccount, *, namespaces: list[str]) -> bool:
+        return may_use_service_account(access, row, namespaces=namespaces)
 
     def form(self, data: Mapping[str, Any], selected: Mapping[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-        accounts = [a for a in data.get("service_accounts") or [] if a.get("namespace") == state["namespace"]]
-        chosen = pick_item(accounts, "id", selected.get("k8s_service_account"), fallback_to_first=False)
+        accounts, chosen = self.in_namespace(data, selected, state)
         return {"service_accounts": accounts, "service_account": chosen}
 
     def validate(self, v: Validation) -> None:
-        account_id = v.option("k8s_service_account")
-        v.choices["k8s_service_account"] = account_id
-        if not account_id or v.namespace is None:
-            return
-        loaded: Placed = v.snapshot.kinds[self.name]
-        allowed = v.allowed_namespaces
-        account = v.pick(
-            "k8s_service_account",
-            "service account",
-            account_id,
-            loaded.by_key,
-            lambda a: may_use_service_account(v.access, a, namespaces=allowed),
-        )
-        if account is None:
-            return
-        if account.namespace != v.namespace:
-            v.refuse(
-                "k8s_service_account", f"The service account '{account_id}' is not in the namespace '{v.namespace}'."
+        account = self.chosen(v)
+        if account is not None:
+            v.plan["service_account"] = ServiceAccountChoice(
+                namespace=account.namespace, name=account.name, role_arn=account.role_arn
             )
-            return
-        v.plan["service_account"] = ServiceAccountChoice(
-            namespace=account.namespace, name=account.name, role_arn=account.role_arn
-        )
 
     def reply(self, plan: SpawnPlan, reply: ReplyBuilder) -> None:
         if plan.service_account is not None:

@@ -11,11 +11,11 @@ from rest_framework import serializers
 
 from inventory.models import NotebookVolume
 from kube import names
-from spawning.access import may_use_volume
+from spawning.access import UserAccess, may_use_volume
 from spawning.labels import LABEL_SERVERNAME, LABEL_USERNAME
-from spawning.offers.base import NumberField, OfferContext, OfferedKind, Out, Validation, ids
-from spawning.offers.items import ItemSerializer, pick_item, text
-from spawning.offers.placed import Placed, lean
+from spawning.offers.base import NumberField, OfferContext, Validation
+from spawning.offers.items import ItemSerializer, text
+from spawning.offers.placed import PlacedKind
 from spawning.offers.resources import number_state
 from spawning.plan import SpawnPlan, VolumeChoice
 from spawning.replies import ReplyBuilder
@@ -60,27 +60,22 @@ def default_volume_name(server_name: str) -> str:
     return server_name or "default"
 
 
-class VolumeKind(OfferedKind):
+class VolumeKind(PlacedKind):
     name = "volume"
     choice_fields = ("volume",)
     number_fields = (DISK,)
+    reply_key = "volumes"
+    serializer = VolumeOut
+    what = "volume"
 
-    def load(self) -> Placed:
-        return Placed.of(lean(NotebookVolume.objects.offerable()), _item)
+    def rows(self) -> Any:
+        return NotebookVolume.objects.offerable()
 
-    def output_fields(self) -> dict[str, Out]:
-        return {"volumes": Out(VolumeOut)}
+    def item(self, row: NotebookVolume) -> VolumeItem:
+        return _item(row)
 
-    def offer(self, ctx: OfferContext) -> None:
-        loaded: Placed = ctx.snapshot.kinds[self.name]
-        ctx.offered["volumes"] = loaded.offered(
-            ctx.namespaces, lambda v: may_use_volume(ctx.access, v, namespaces=ctx.namespaces)
-        )
-
-    def offered_values(self, ctx: OfferContext, selected: Mapping[str, str]) -> dict[str, set[str]]:
-        # One from another namespace would be a choice the form cannot show.
-        chosen = selected.get("k8s_namespace")
-        return {"volume": ids(v for v in ctx.offered["volumes"] if v.namespace == chosen)}
+    def may_use(self, access: UserAccess, row: NotebookVolume, *, namespaces: list[str]) -> bool:
+        return may_use_volume(access, row, namespaces=namespaces)
 
     def preselect(self, ctx: OfferContext, remembered: Mapping[str, Any], selected: dict[str, str]) -> None:
         super().preselect(ctx, remembered, selected)
@@ -88,8 +83,7 @@ class VolumeKind(OfferedKind):
         selected["volume_name"] = name if isinstance(name, str) and name else default_volume_name(ctx.server_name)
 
     def form(self, data: Mapping[str, Any], selected: Mapping[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-        volumes = [v for v in data.get("volumes") or [] if v.get("namespace") == state["namespace"]]
-        chosen = pick_item(volumes, "id", selected.get("volume"), fallback_to_first=False)
+        volumes, chosen = self.in_namespace(data, selected, state)
         return {
             "volumes": volumes,
             "volume": chosen["id"] if chosen else "",
@@ -98,8 +92,6 @@ class VolumeKind(OfferedKind):
         }
 
     def validate(self, v: Validation) -> None:
-        volume_id = v.option("volume")
-        v.choices["volume"] = volume_id
         raw_name = v.option("volume_name")
         # Provisioning turns the default into a safe label value, as it does the server name itself.
         volume_name = raw_name or default_volume_name(v.server_name)
@@ -110,22 +102,11 @@ class VolumeKind(OfferedKind):
             )
         disk = int(v.numbers[DISK.name])
         choice = VolumeChoice(volume_name=volume_name, size_gb=disk)
-        if volume_id and v.namespace is not None:
-            loaded: Placed = v.snapshot.kinds[self.name]
-            allowed = v.allowed_namespaces
-            volume = v.pick(
-                "volume",
-                "volume",
-                volume_id,
-                loaded.by_key,
-                lambda vol: may_use_volume(v.access, vol, namespaces=allowed),
+        volume = self.chosen(v)
+        if volume is not None:
+            choice = VolumeChoice(
+                volume_name=volume.volume_name or volume_name, size_gb=disk, existing_claim=volume.name
             )
-            if volume is not None and volume.namespace != v.namespace:
-                v.refuse("volume", f"The volume '{volume_id}' is not in the namespace '{v.namespace}'.")
-            elif volume is not None:
-                choice = VolumeChoice(
-                    volume_name=volume.volume_name or volume_name, size_gb=disk, existing_claim=volume.name
-                )
         v.choices["volume_name"] = choice.volume_name
         v.plan["volume"] = choice
 
