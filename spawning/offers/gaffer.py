@@ -18,7 +18,7 @@ from spawning.access import UserAccess, may_use_graph
 from spawning.labels import object_name
 from spawning.offers.base import ManifestContext, Validation
 from spawning.offers.instances import InstanceKind, Instances
-from spawning.offers.placed import lean
+from spawning.offers.items import lean
 from spawning.plan import GafferChoice, SpawnPlan
 from spawning.replies import ReplyBuilder
 

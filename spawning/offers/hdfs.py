@@ -14,7 +14,7 @@ from spawning.access import UserAccess, may_use_hdfs
 from spawning.labels import object_name
 from spawning.offers.base import ManifestContext, Validation
 from spawning.offers.instances import InstanceKind, Instances
-from spawning.offers.placed import lean
+from spawning.offers.items import lean
 from spawning.plan import HdfsChoice, SpawnPlan
 from spawning.replies import ReplyBuilder
 

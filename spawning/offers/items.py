@@ -35,6 +35,11 @@ def _wire(serializer_class: type[ItemSerializer], item: Any) -> dict[str, Any]:
     return dict(serializer_class().fresh_representation(item))
 
 
+def lean(queryset: Any) -> Any:
+    """Rows without their labels and annotations: they can be large and nothing offered reads them."""
+    return queryset.defer("labels", "annotations")
+
+
 def pick_item(
     items: list[dict[str, Any]], key: str, wanted: Any, *, fallback_to_first: bool = True
 ) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from spawning.access import UserAccess
 from spawning.offers.base import OfferContext, OfferedKind, Out, Validation, ids
-from spawning.offers.items import pick_item
+from spawning.offers.items import lean, pick_item
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,6 @@ class Placed:
         found = [entry for name in dict.fromkeys(namespaces) for entry in self.by_namespace.get(name, ())]
         found.sort(key=lambda entry: entry[0])
         return [item for _, row, item in found if allowed(row)]
-
-
-def lean(queryset: Any) -> Any:
-    # Labels and annotations can be large and nothing offered reads them.
-    return queryset.defer("labels", "annotations")
 
 
 class PlacedKind(OfferedKind):
