@@ -109,7 +109,8 @@ class StaticEntry(Discovered):
     )
     static_url = models.CharField(max_length=500, blank=True, help_text="The static file's URL")
 
-    objects = StaticEntryQuerySet.as_manager()
+    # django-stubs reads the base's manager as a class variable; Django itself allows the override.
+    objects = StaticEntryQuerySet.as_manager()  # type: ignore[misc]
 
     class Meta(Discovered.Meta):
         abstract = True

@@ -159,7 +159,7 @@ def cluster_objects(kube_cluster: Any) -> Iterator[None]:
 @pytest.fixture
 def synced(kube: Any, cluster_objects: None, settings: Any) -> None:
     settings.OPTIONS_PORTAL_HUB_TOKEN = TOKEN
-    sync_round, outcome = sync_full_round()
+    _round, outcome = sync_full_round()
     assert not outcome.errors, outcome.errors
     forget_snapshot()
 
