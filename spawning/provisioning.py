@@ -499,7 +499,9 @@ def plan_reply(plan: SpawnPlan) -> dict[str, Any]:
         mount({"name": "jhub-hadoop-config", "configMap": {"name": hadoop_config_name(plan)}}, HADOOP_CONF_DIR)
 
     if plan.gaffer is not None:
-        env["GAFFER_REST_API_URL"] = plan.gaffer.url
+        if plan.gaffer.url:
+            # A graph with no REST API (a static entry with restApi null) sets none, as in the original.
+            env["GAFFER_REST_API_URL"] = plan.gaffer.url
         for gaffer in _gaffer_mounts(plan):
             name = _gaffer_mounted_name(plan, gaffer)
             source = {"secret": {"secretName": name}} if gaffer.kind == SECRET else {"configMap": {"name": name}}

@@ -110,7 +110,7 @@ def _checked(field: str, what: str, key: str, items: Mapping[str, Any], allowed:
     # The snapshot holds only offered items: a hidden or missing one is not found at all.
     item = items.get(key)
     # Hidden, missing, unavailable and unknown look the same: operators hide things for a reason.
-    if item is None or item.missing_since is not None or item.hidden or not getattr(item, "available", True):
+    if item is None or not item.is_offered:
         raise ChoiceRefused(field, f"There is no {what} '{key[:320]}' available.")
     if not allowed(item):
         raise ChoiceRefused(field, f"You may not use the {what} '{key[:320]}'.")
@@ -209,15 +209,16 @@ def _gaffer_choice(
     graph = _checked(
         "gaffer_graph", "Gaffer graph", graph_id, snapshot.graphs_by_key, lambda g: may_use_graph(access, g)
     )
+    graph_config_map, schema_config_map, store_secret = graph.mounted_files()
     return GafferChoice(
         id=graph.key,
         namespace=graph.namespace,
         # The snapshot leaves the labels out but keeps this one.
         instance=snapshot.graph_instances.get(graph.pk) or graph.name,
         url=graph.url,
-        graph_config_map=graph.graph_config_map,
-        schema_config_map=graph.schema_config_map,
-        store_secret=graph.store_secret,
+        graph_config_map=graph_config_map,
+        schema_config_map=schema_config_map,
+        store_secret=store_secret,
     )
 
 
