@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -117,6 +117,8 @@ def request_state(*, username: str, server_name: str) -> RequestState:
     Plain SQL because this runs on every /options call: compiling three ORM
     queries cost more than running them. The same filters as
     ``inventory_freshness`` and a separate read of the remembered choices.
+    Without the ORM's converters each value comes back as the driver gives it,
+    which differs between PostgreSQL and SQLite; the suite runs on both.
     """
     generation_table = InventoryGeneration._meta.db_table
     rounds = SyncRound._meta.db_table
@@ -147,9 +149,22 @@ def request_state(*, username: str, server_name: str) -> RequestState:
         token = uuid.UUID(token)
     return RequestState(
         generation=(number, token) if number is not None else None,
-        freshness=_freshness(last_completed, full_status),
+        freshness=_freshness(_aware(last_completed), full_status),
         remembered=dict(choices) if isinstance(choices, dict) else {},
     )
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A raw ``DateTimeField`` value as the ORM would give it.
+
+    PostgreSQL's driver returns an aware datetime; SQLite stores UTC without an
+    offset and returns it naive (or as text, where it cannot tell the column's type).
+    """
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def options_data(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> dict[str, Any]:

@@ -141,6 +141,8 @@ def test_a_configuration_the_cluster_rejects_is_a_502_for_an_operator_not_a_retr
 
 
 @pytest.mark.kube
+# Across gunicorn workers only PostgreSQL's advisory lock serialises; SQLite's lock is per process.
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_overlapping_spawns_with_different_choices_leave_one_whole_set(
     kube, core_v1: k8s.CoreV1Api, make_namespace, tmp_path: Path
