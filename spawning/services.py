@@ -422,8 +422,15 @@ def _finish(record: SpawnRecord, result: str, *, started: float, message: str = 
             if attempt == 1 and isinstance(exc, OperationalError | InterfaceError) and not connection.in_atomic_block:
                 connection.close()
                 continue
-            logger.error(
-                "the %s record of %s/%s could not be saved: %s", result, record.username, record.server_name, exc
+            # An error when the cluster was changed and nothing says so; a refusal or failure changed nothing.
+            done = result in (SpawnRecord.Result.PROVISIONED, SpawnRecord.Result.STOPPED)
+            logger.log(
+                logging.ERROR if done else logging.WARNING,
+                "the %s record of %s/%s could not be saved: %s",
+                result,
+                record.username,
+                record.server_name,
+                exc,
             )
             return
 
