@@ -290,6 +290,8 @@ class ErrorSerializer(serializers.Serializer):
     # DRF's metaclass moves declared fields off the class, so this does not shadow
     # Serializer.fields at run time; the stubs cannot see that.
     fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Every refused field and its reasons; a nested field's path is joined with dots (`groups.1`).",
     )
     detail = serializers.CharField(required=False)

@@ -63,8 +63,8 @@ def test_odd_numbers_are_refused_with_the_field_named(raw_value: str) -> None:
     response = hub_client().post("/prespawn", body, content_type="application/json")
     assert response.status_code == 400, response.content
     fields = response.json()["fields"]
-    # Named at the top for a number out of bounds; inside user_options for one JSON cannot carry.
-    assert "resources_cpu" in fields or "resources_cpu" in fields["user_options"], fields
+    # Named at the top for a number out of bounds; as user_options.resources_cpu for one JSON cannot carry.
+    assert "resources_cpu" in fields or "user_options.resources_cpu" in fields, fields
 
 
 @pytest.mark.django_db
