@@ -9,6 +9,8 @@ from rest_framework import serializers
 
 # Longest value a form field may carry: well above any id (namespace:name is at most 317).
 MAX_OPTION_LENGTH = 1000
+# As many fields as Django lets a form-encoded body carry (DATA_UPLOAD_MAX_NUMBER_FIELDS); the form has a dozen.
+MAX_OPTIONS = 1000
 
 
 def _has_control(text: str) -> bool:
@@ -33,6 +35,7 @@ def _encodable(value: Any) -> bool:
 @extend_schema_field(
     {
         "type": "object",
+        "maxProperties": MAX_OPTIONS,
         "additionalProperties": {
             "oneOf": [
                 {"type": "string", "maxLength": MAX_OPTION_LENGTH},
@@ -56,9 +59,12 @@ class UserOptionsField(serializers.DictField):
         "too_long": "'{name}' is longer than {max} characters.",
         "control": "'{name}' must not contain control characters.",
         "bad_key": "A form field name must be 1 to 100 printable characters.",
+        "too_many": "The form has more than {max} fields.",
     }
 
     def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, dict) and len(data) > MAX_OPTIONS:
+            self.fail("too_many", max=MAX_OPTIONS)
         raw = super().to_internal_value(data)
         cleaned: dict[str, str] = {}
         for key, value in raw.items():
@@ -284,6 +290,8 @@ class ErrorSerializer(serializers.Serializer):
     # DRF's metaclass moves declared fields off the class, so this does not shadow
     # Serializer.fields at run time; the stubs cannot see that.
     fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Every refused field and its reasons; a nested field's path is joined with dots (`groups.1`).",
     )
     detail = serializers.CharField(required=False)

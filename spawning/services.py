@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from inventory.access import (
@@ -52,8 +54,14 @@ from spawning.snapshot import InventorySnapshot, current_snapshot
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # A Kubernetes label value: the volume name is stored as one on the claim.
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+# A refused spawn's record keeps at most this much of what was submitted.
+STORED_FIELDS = 50
+STORED_VALUE_LENGTH = 200
+OMITTED_KEY = "…"
 _UNITS = {"cpu": "vCPU", "mem": "MB", "disk": "GB", "spark_cpu": "vCPU", "spark_mem": "MB"}
 
 
@@ -136,17 +144,41 @@ def _namespace_choice(namespace: str, allowed: list[str]) -> str:
     return namespace
 
 
+class _Refusals:
+    """Every refused field of one spawn, so the user can fix them all at once."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def check(self, call: Callable[[], T]) -> T | None:
+        """``call()``, or None after noting its refusal."""
+        try:
+            return call()
+        except ChoiceRefused as exc:
+            for field, reasons in exc.refusals.items():
+                self.fields.setdefault(field, []).extend(reasons)
+            return None
+
+    def raise_any(self) -> None:
+        if self.fields:
+            raise ChoiceRefused.of(self.fields)
+
+
 def _numbers(snapshot: InventorySnapshot, access: UserAccess, options: Mapping[str, str]) -> dict[str, Decimal]:
     presets = list(snapshot.presets)
     bounds = effective_bounds(access=access, presets=presets)
     preset = _option(options, "resource_preset")
+    refusals = _Refusals()
     # The preset only says which button was pressed; the numbers are what count, and are checked below.
     if preset not in ("", CUSTOM_PRESET) and not any(p.slug == preset and preset_fits(p, bounds) for p in presets):
-        raise ChoiceRefused("resource_preset", f"There is no preset '{preset[:63]}' you may use.")
-    return {
-        field: _parse_number(field, _option(options, field), bound_name, bounds[bound_name])
-        for field, bound_name in NUMBER_FIELDS.items()
-    }
+        refusals.fields["resource_preset"] = [f"There is no preset '{preset[:63]}' you may use."]
+    numbers: dict[str, Decimal] = {}
+    for field, bound_name in NUMBER_FIELDS.items():
+        value = refusals.check(partial(_parse_number, field, _option(options, field), bound_name, bounds[bound_name]))
+        if value is not None:
+            numbers[field] = value
+    refusals.raise_any()
+    return numbers
 
 
 def _volume_choice(
@@ -246,34 +278,58 @@ def _validate(
     profile: str,
     user_options: Mapping[str, str],
 ) -> ValidatedSpawn:
-    """Every check, in form order; the first refusal is reported. Nothing here touches the cluster.
+    """Every check, in form order; every refused field is reported. Nothing here touches the cluster.
+
+    A check that needs an earlier choice (the volume its namespace, HDFS its
+    profile) runs only once that choice was accepted.
 
     Everything is read from ``snapshot``, the inventory the form is drawn from, and
     ``access`` must come from its rules, so what is offered and what is accepted agree.
     """
     if not pod_name:
         raise ChoiceRefused("pod_name", "The hub must name the notebook's pod.")
-    chosen_profile = _profile_choice(snapshot, access, profile or _option(user_options, "profile"))
+    refusals = _Refusals()
+    chosen_profile = refusals.check(
+        partial(_profile_choice, snapshot, access, profile or _option(user_options, "profile"))
+    )
     allowed = [
         n.name
         for n in namespace_choices(
             access=access, options=snapshot.namespace_options, present=snapshot.present_namespaces
         )
     ]
-    namespace = _namespace_choice(_option(user_options, "k8s_namespace") or default_namespace, allowed)
-    numbers = _numbers(snapshot, access, user_options)
-    volume = _volume_choice(
-        snapshot,
-        access,
-        user_options,
-        namespace=namespace,
-        allowed=allowed,
-        server_name=server_name,
-        disk=int(numbers["resources_hdd"]),
+    namespace = refusals.check(
+        partial(_namespace_choice, _option(user_options, "k8s_namespace") or default_namespace, allowed)
     )
+    numbers = refusals.check(partial(_numbers, snapshot, access, user_options))
     account_id = _option(user_options, "k8s_service_account")
     hdfs_id = _option(user_options, "hdfs")
     graph_id = _option(user_options, "gaffer_graph")
+    volume = account = None
+    if namespace is not None:
+        volume = refusals.check(
+            partial(
+                _volume_choice,
+                snapshot,
+                access,
+                user_options,
+                namespace=namespace,
+                allowed=allowed,
+                server_name=server_name,
+                # Without a valid size the volume is still checked; the spawn is refused anyway.
+                disk=int(numbers["resources_hdd"]) if numbers is not None else 0,
+            )
+        )
+        account = refusals.check(
+            partial(_account_choice, snapshot, access, account_id, namespace=namespace, allowed=allowed)
+        )
+    hdfs = gaffer = None
+    if chosen_profile is not None:
+        hdfs = refusals.check(partial(_hdfs_choice, snapshot, access, hdfs_id, chosen_profile))
+        gaffer = refusals.check(partial(_gaffer_choice, snapshot, access, graph_id, chosen_profile))
+    refusals.raise_any()
+    # Every check passed, so every choice was made.
+    assert chosen_profile is not None and namespace is not None and numbers is not None and volume is not None
     plan = SpawnPlan(
         username=username,
         server_name=server_name,
@@ -284,9 +340,9 @@ def _validate(
         cpu=numbers["resources_cpu"],
         mem_mb=int(numbers["resources_mem"]),
         volume=volume,
-        service_account=_account_choice(snapshot, access, account_id, namespace=namespace, allowed=allowed),
-        hdfs=_hdfs_choice(snapshot, access, hdfs_id, chosen_profile),
-        gaffer=_gaffer_choice(snapshot, access, graph_id, chosen_profile),
+        service_account=account,
+        hdfs=hdfs,
+        gaffer=gaffer,
         spark=_spark_choice(snapshot, chosen_profile, numbers),
         groups=tuple(sorted(access.groups)),
         kubespawner_override={k: v for k, v in chosen_profile.kubespawner_override.items() if k != "image"},
@@ -352,10 +408,40 @@ def _validated(
 
 
 def _finish(record: SpawnRecord, result: str, *, started: float, message: str = "") -> None:
+    """Save how the call ended. Never raises: by now the answer is decided, and for a spawn
+    whose objects were applied a lost record must not turn success into failure."""
     record.result = result
     record.message = message
     record.duration_ms = _elapsed_ms(started)
-    record.save()
+    for attempt in (1, 2):
+        try:
+            record.save()
+            return
+        except DatabaseError as exc:
+            # A connection killed since the last query: once more on a fresh one, where
+            # closing it is allowed (outside a transaction).
+            if attempt == 1 and isinstance(exc, OperationalError | InterfaceError) and not connection.in_atomic_block:
+                connection.close()
+                continue
+            # An error when the cluster was changed and nothing says so; a refusal or failure changed nothing.
+            done = result in (SpawnRecord.Result.PROVISIONED, SpawnRecord.Result.STOPPED)
+            logger.log(
+                logging.ERROR if done else logging.WARNING,
+                "the %s record of %s/%s could not be saved: %s",
+                result,
+                record.username,
+                record.server_name,
+                exc,
+            )
+            return
+
+
+def _stored_input(user_options: Mapping[str, str]) -> dict[str, str]:
+    """What a record keeps of the submitted form: enough to see what was asked, never megabytes."""
+    stored = {key: value[:STORED_VALUE_LENGTH] for key, value in list(user_options.items())[:STORED_FIELDS]}
+    if len(user_options) > STORED_FIELDS:
+        stored[OMITTED_KEY] = f"{len(user_options) - STORED_FIELDS} more fields not stored"
+    return stored
 
 
 def _elapsed_ms(started: float) -> int:
@@ -407,7 +493,7 @@ def prespawn_provision(
         pod_name=pod_name,
         groups=list(groups),
         profile=(profile or _option(user_options, "profile"))[:63],
-        choices=dict(user_options),
+        choices=_stored_input(user_options),
     )
     try:
         validated = _validated(
@@ -420,8 +506,8 @@ def prespawn_provision(
             groups=groups,
         )
     except ChoiceRefused as exc:
-        _finish(record, SpawnRecord.Result.REFUSED, started=started, message=f"{exc.field}: {exc.reason}")
-        logger.info("prespawn refused", extra={"field": exc.field, "reason": exc.reason})
+        _finish(record, SpawnRecord.Result.REFUSED, started=started, message=exc.summary())
+        logger.info("prespawn refused", extra={"fields": sorted(exc.refusals), "reason": exc.summary()})
         raise
 
     plan = validated.plan
@@ -448,9 +534,13 @@ def prespawn_provision(
         logger.warning("prespawn for %s/%s failed in the cluster: %s", username, server_name, exc)
         raise
 
-    RememberedChoices.objects.update_or_create(
-        username=username, server_name=server_name, defaults={"choices": validated.choices}
-    )
+    try:
+        RememberedChoices.objects.update_or_create(
+            username=username, server_name=server_name, defaults={"choices": validated.choices}
+        )
+    except DatabaseError as exc:
+        # Only next time's preselection is lost; the notebook's objects are in place.
+        logger.error("the choices of %s/%s could not be remembered: %s", username, server_name, exc)
     logger.info(
         "prespawn provisioned",
         extra={

@@ -492,6 +492,7 @@ def _sync_once(kube_cluster) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.postgresql  # the writer lock is PostgreSQL's; SQLite has one sync process
 @pytest.mark.django_db(transaction=True)
 def test_only_one_process_writes(kube, core_v1: k8s.CoreV1Api, namespace: str) -> None:
     assert connection.vendor == "postgresql"
@@ -546,6 +547,7 @@ class RunningSync:
         return code
 
 
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_processes_one_writer(kube, core_v1: k8s.CoreV1Api, namespace: str) -> None:
     service_account(core_v1, namespace, "reader")
