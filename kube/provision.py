@@ -159,11 +159,16 @@ def ref_of(manifest: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(kind=manifest["kind"], namespace=metadata["namespace"], name=metadata["name"])
 
 
-def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
-    """Create or update one object with server-side apply under our field manager."""
+def apply_object(manifest: Mapping[str, Any], *, dry_run: bool = False) -> AppliedObject:
+    """Create or update one object with server-side apply under our field manager.
+
+    ``dry_run`` asks the apiserver to run everything but the write (``dryRun=All``):
+    admission, schema and name checks answer as for a real apply, and nothing is stored.
+    """
     ref = ref_of(manifest)
     spec, api = _kind_api(ref.kind)
     patch = getattr(api, f"patch_namespaced_{spec.suffix}")
+    extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
     attempts = 0
     while True:
         attempts += 1
@@ -177,6 +182,7 @@ def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
                 _content_type=_APPLY_CONTENT_TYPE,
                 _preload_content=False,
                 _request_timeout=request_timeout(),
+                **extra,
             )
             body = _json(response)
         except Exception as exc:
