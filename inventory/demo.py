@@ -173,7 +173,12 @@ def cluster_objects() -> list[dict[str, Any]]:
                     "namespace": namespace,
                     "labels": _labels("hdfs", "namenode", instance),
                 },
-                "spec": {"ports": [{"name": "client-rpc", "port": 8020}, {"name": "http", "port": 9870}]},
+                "spec": {
+                    "ports": [
+                        {"name": "client-rpc", "port": 8020, "protocol": "TCP"},
+                        {"name": "http", "port": 9870, "protocol": "TCP"},
+                    ]
+                },
             }
         )
     namespace, instance = _GRAPH
@@ -186,7 +191,7 @@ def cluster_objects() -> list[dict[str, Any]]:
                 "namespace": namespace,
                 "labels": _labels("gaffer", "api", instance),
             },
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
         },
         {
             "apiVersion": "v1",
