@@ -149,7 +149,7 @@ def _apply_body(manifest: Mapping[str, Any]) -> bytes:
     return json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _apply_request(ref: ObjectRef, body: bytes) -> tuple[int, Any]:
+def _apply_request(ref: ObjectRef, body: bytes, *, dry_run: bool) -> tuple[int, Any]:
     """One server-side apply PATCH; (HTTP status, the object as the apiserver returned it).
 
     Through the client's request layer rather than its typed method, which accepts only
@@ -161,7 +161,11 @@ def _apply_request(ref: ObjectRef, body: bytes) -> tuple[int, Any]:
         method="PATCH",
         resource_path=spec.path,
         path_params={"namespace": ref.namespace, "name": ref.name},
-        query_params=[("fieldManager", settings.KUBE_FIELD_MANAGER), ("force", True)],
+        query_params=[
+            ("fieldManager", settings.KUBE_FIELD_MANAGER),
+            ("force", True),
+            *([("dryRun", "All")] if dry_run else []),
+        ],
         header_params={"Content-Type": _APPLY_CONTENT_TYPE, "Accept": "application/json"},
         body=body,
         auth_settings=["BearerToken"],
@@ -173,15 +177,19 @@ def _apply_request(ref: ObjectRef, body: bytes) -> tuple[int, Any]:
     return response.status, _json(response)
 
 
-def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
-    """Create or update one object with server-side apply under our field manager."""
+def apply_object(manifest: Mapping[str, Any], *, dry_run: bool = False) -> AppliedObject:
+    """Create or update one object with server-side apply under our field manager.
+
+    ``dry_run`` asks the apiserver to run everything but the write (``dryRun=All``):
+    admission, schema and name checks answer as for a real apply, and nothing is stored.
+    """
     ref = ref_of(manifest)
     body = _apply_body(manifest)
     attempts = 0
     while True:
         attempts += 1
         try:
-            status, applied = _apply_request(ref, body)
+            status, applied = _apply_request(ref, body, dry_run=dry_run)
         except Exception as exc:
             error = translate(exc, f"applying {ref.kind} {ref.namespace}/{ref.name}")
             # With force=True there are no field-ownership conflicts: a 409 means another

@@ -28,8 +28,8 @@ from django.template.loader import render_to_string
 
 import optionsportal
 from kube import names
-from kube.client import KubeError
-from kube.concurrent import run_all_pair, run_settled_pair, values
+from kube.client import KubeError, cluster_configured
+from kube.concurrent import run_all, run_all_pair, run_settled_pair, values
 from kube.provision import (
     CONFIG_MAP,
     INGRESS,
@@ -44,11 +44,13 @@ from kube.provision import (
     delete_objects,
     list_kind,
     read_config_source,
+    read_config_sources,
     ref_of,
 )
 from spawning.plan import SpawnPlan
 
 __all__ = [
+    "DryRunResult",
     "ObjectRef",
     "ProvisionResult",
     "gaffer_source_refs",
@@ -57,6 +59,7 @@ __all__ = [
     "plan_objects",
     "plan_reply",
     "provision",
+    "provision_dry_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,6 +109,15 @@ class ProvisionResult:
 
     reply: dict[str, Any]
     objects: list[ObjectRef]
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What /prespawn would answer and apply; ``checked_by`` is ``"server"`` when the apiserver saw it."""
+
+    reply: dict[str, Any]
+    manifests: list[dict[str, Any]]
+    checked_by: str
 
 
 # --- Labels ------------------------------------------------------------------
@@ -593,6 +605,47 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> Provisi
     refs = [ref_of(manifest) for manifest in manifests]
     _prune(plan, existing, keep=set(refs), previous=previous)
     return ProvisionResult(reply=plan_reply(plan), objects=refs)
+
+
+REDACTED = "(redacted)"
+
+
+def _redacted(manifest: dict[str, Any]) -> dict[str, Any]:
+    # A Gaffer store Secret holds credentials: whoever looks at a dry run sees that
+    # it would be copied and under which keys, not what it holds.
+    if manifest["kind"] != SECRET:
+        return manifest
+    return {**manifest, "data": dict.fromkeys(manifest.get("data") or {}, REDACTED)}
+
+
+def provision_dry_run(plan: SpawnPlan, *, stored_files: Mapping[str, Mapping[str, str]] | None = None) -> DryRunResult:
+    """What ``provision`` would apply and reply, making and deleting nothing.
+
+    With a cluster configured, every manifest goes through the apiserver's
+    server-side dry run (``dryRun=All`` on the same apply patch), so admission,
+    schema and name errors show as they would on a real spawn; the Gaffer files
+    to copy are read as ``provision`` reads them. With no cluster the manifests
+    are only built (``checked_by`` ``"local"``), copying the graph's files from
+    ``stored_files`` (ConfigMap name → files, as the sync recorded them). Secret
+    values are redacted either way.
+    """
+    if cluster_configured():
+        sources = {source.ref: source for source in read_config_sources(gaffer_source_refs(plan))}
+        manifests = plan_objects(plan, gaffer_sources=sources)
+        run_all([partial(apply_object, manifest, dry_run=True) for manifest in manifests])
+        checked_by = "server"
+    else:
+        files = stored_files or {}
+        # The sync never stores a Secret's contents, so a local dry run cannot name its keys.
+        sources = {
+            ref: ConfigSource(ref=ref, data=dict(files.get(ref.name) or {}) if ref.kind == CONFIG_MAP else {})
+            for ref in gaffer_source_refs(plan)
+        }
+        manifests = plan_objects(plan, gaffer_sources=sources)
+        checked_by = "local"
+    return DryRunResult(
+        reply=plan_reply(plan), manifests=[_redacted(manifest) for manifest in manifests], checked_by=checked_by
+    )
 
 
 def _undo(created: Sequence[ObjectRef]) -> None:

@@ -142,6 +142,15 @@ class PrespawnInputSerializer(IdentitySerializer):
             "for a hub that applies them (the spawner in hub/)."
         ),
     )
+    dry_run = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Validate and answer with the reply plus `objects`, the manifests a real call would apply; "
+            "nothing is created and no spawn is recorded. With a cluster configured the apiserver checks "
+            "every manifest (server-side dry run)."
+        ),
+    )
 
 
 class PoststopInputSerializer(IdentitySerializer):
@@ -269,6 +278,19 @@ class PrespawnOutputSerializer(serializers.Serializer):
     storage_extra_labels = serializers.DictField(child=serializers.CharField(), required=False)
     volumes = serializers.ListField(child=serializers.DictField(), required=False)
     volumeMounts = serializers.ListField(child=serializers.DictField(), required=False)
+    objects = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Only for a dry run: the manifests a real call would apply (Secret values redacted).",
+    )
+    dry_run = serializers.ChoiceField(
+        choices=["server", "local"],
+        required=False,
+        help_text=(
+            "Only for a dry run: `server` when the apiserver checked every manifest (server-side dry run), "
+            "`local` when no cluster is configured and the manifests were only built."
+        ),
+    )
 
 
 class _ObjectOut(serializers.Serializer):

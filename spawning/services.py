@@ -34,7 +34,7 @@ from inventory.access import (
     namespace_choices,
     preset_fits,
 )
-from inventory.models import Profile
+from inventory.models import GafferGraph, Profile
 from kube.client import KubeError
 from spawning import cleanup, provisioning
 from spawning.errors import ChoiceRefused
@@ -552,6 +552,54 @@ def prespawn_provision(
         },
     )
     return reply
+
+
+def _stored_gaffer_files(plan: SpawnPlan) -> dict[str, dict[str, str]]:
+    """The chosen graph's ConfigMap files as the sync recorded them (for a dry run with no cluster)."""
+    if plan.gaffer is None:
+        return {}
+    row = GafferGraph.objects.filter(key=plan.gaffer.id).values("graph_config_files", "schema_files").first()
+    if row is None:
+        return {}
+    return {
+        plan.gaffer.graph_config_map: dict(row["graph_config_files"] or {}),
+        plan.gaffer.schema_config_map: dict(row["schema_files"] or {}),
+    }
+
+
+def prespawn_dry_run(
+    *,
+    username: str,
+    server_name: str,
+    pod_name: str,
+    default_namespace: str,
+    profile: str,
+    user_options: Mapping[str, str],
+    groups: list[str] | tuple[str, ...] = (),
+    reply_version: int = 1,
+) -> dict[str, Any]:
+    """Validate as ``prespawn_provision`` does and say what it would do: the reply, plus ``objects``.
+
+    Nothing is created, pruned or remembered, and no spawn is recorded: a dry run
+    is a question, and the spawn records list what happened to notebooks.
+    ``dry_run`` in the answer says who checked the manifests: ``server`` (the
+    apiserver's server-side dry run) or ``local`` (no cluster configured).
+    """
+    plan = _validated(
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        default_namespace=default_namespace,
+        profile=profile,
+        user_options=user_options,
+        groups=groups,
+    ).plan
+    result = provisioning.provision_dry_run(plan, stored_files=_stored_gaffer_files(plan))
+    reply = result.reply
+    if reply_version < 2:
+        reply = {key: value for key, value in reply.items() if key not in provisioning.EXTENDED_REPLY_KEYS}
+    answer = {**reply, "objects": result.manifests, "dry_run": result.checked_by}
+    return dict(json.loads(json.dumps(answer, cls=DjangoJSONEncoder)))
 
 
 def poststop_clean(

@@ -20,7 +20,7 @@ from spawning.serializers import (
     PrespawnInputSerializer,
     PrespawnOutputSerializer,
 )
-from spawning.services import poststop_clean, prespawn_provision
+from spawning.services import poststop_clean, prespawn_dry_run, prespawn_provision
 
 _ERRORS = {
     400: OpenApiResponse(
@@ -87,7 +87,8 @@ class PrespawnView(APIView):
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         bind_user(values["username"])
-        reply = prespawn_provision(
+        spawn = prespawn_dry_run if values["dry_run"] else prespawn_provision
+        reply = spawn(
             username=values["username"],
             server_name=values["server_name"],
             pod_name=values["pod_name"],
