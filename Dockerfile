@@ -15,8 +15,9 @@ RUN useradd --system --uid 10001 --home-dir /app portal
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=portal:portal . .
-# collectstatic needs settings to import; the key is thrown away with this layer.
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0
+# collectstatic needs settings to import; both values are thrown away with this layer.
+RUN SECRET_KEY=collectstatic-only-not-a-secret OPTIONS_PORTAL_HUB_TOKEN=collectstatic-only-not-a-token \
+    python manage.py collectstatic --noinput -v 0
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \

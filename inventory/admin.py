@@ -567,8 +567,19 @@ class HdfsInstanceAdmin(DiscoveredAdmin):
     allow_manual = True
     manual_fields = ("url_override",)
     operator_fields = ("hidden", "display_name", "description", "order", "url_override")
-    extra_readonly = ("effective_url",)
-    list_display = ("label", "key", "effective_url", "source", "hidden", "present", "who_may_use", "last_seen")
+    # The static file's values are written by import_config only.
+    extra_readonly = ("effective_url", "static_entry", "static_url")
+    list_display = (
+        "label",
+        "key",
+        "effective_url",
+        "source",
+        "static_entry",
+        "hidden",
+        "present",
+        "who_may_use",
+        "last_seen",
+    )
     search_fields = ("key", "name", "display_name", "namespace", "observed_url", "url_override")
     inlines = (HdfsAccessInline,)
 
@@ -588,13 +599,14 @@ class GafferGraphAdmin(DiscoveredAdmin):
     allow_manual = True
     manual_fields = ("url_override",)
     operator_fields = ("hidden", "display_name", "description", "order", "url_override")
-    extra_readonly = ("effective_url", "available_display")
+    extra_readonly = ("effective_url", "available_display", "static_entry", "static_url", "static_description")
     list_display = (
         "label",
         "key",
         "effective_url",
         "available_display",
         "source",
+        "static_entry",
         "hidden",
         "present",
         "who_may_use",

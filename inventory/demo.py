@@ -3,12 +3,14 @@
 It shows every kind of curation an operator does: profiles that enable HDFS,
 Gaffer and Spark; presets with bounds; templated and group-only namespaces;
 access rules by JupyterHub group with resource ceilings; Spark defaults; and
-HDFS instances and a Gaffer graph entered by hand (the sync adds the ones it
-discovers). Loading it twice changes nothing.
+the discovered kinds (namespaces, HDFS instances, a Gaffer graph, notebook
+service accounts and a volume), either as real objects for a cluster or as
+stand-in rows marked as demo data. Loading it twice changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +20,12 @@ from inventory.models import (
     AccessRule,
     GafferGraph,
     HdfsInstance,
+    Namespace,
     NamespaceOption,
+    NotebookVolume,
     Profile,
     ResourcePreset,
+    ServiceAccount,
     Source,
     SparkDefault,
 )
@@ -114,38 +119,240 @@ SPARK_DEFAULTS = {
     "spark.eventLog.enabled": "false",
 }
 
-HDFS: list[dict[str, Any]] = [
-    {
-        "key": "default:demo-hdfs",
-        "namespace": "default",
-        "name": "demo-hdfs",
-        "url_override": "hdfs://demo-hdfs-namenodes.default.svc:9820",
-        "display_name": "Demo HDFS",
-        "description": "A small HDFS open to everyone.",
-        "order": 10,
-    },
-    {
-        "key": "analytics:secure-hdfs",
-        "namespace": "analytics",
-        "name": "secure-hdfs",
-        "url_override": "hdfs://secure-hdfs-namenodes.analytics.svc:9820",
+# --- The cluster side of the demo ------------------------------------------
+#
+# What the demo's discovered kinds are: Kubernetes objects with the labels the
+# Gaffer and HDFS charts and the hub give them (ORIGINAL-CONTRACT.md, "What it
+# discovered"). ``scripts/quickstart.sh --cluster`` applies them to a real
+# apiserver and lets the sync find them; without a cluster, ``stand_in_rows``
+# writes the rows the sync would make from them, marked with DEMO_LABEL.
+
+DEMO_LABEL = "optionsportal.io/demo"
+DEMO_NOTE = "Demo data standing in for a cluster: not a real object."
+
+_HDFS_INSTANCES = (("default", "demo-hdfs"), ("analytics", "secure-hdfs"))
+_GRAPH = ("default", "demo-graph")
+_GRAPH_CONFIG = {
+    "graphConfig.json": json.dumps({"graphId": "demo-graph", "description": "The road-traffic example graph."}),
+}
+_GRAPH_SCHEMA = {
+    "elements.json": json.dumps({"edges": {"RoadUse": {"source": "junction", "destination": "junction"}}}),
+    "types.json": json.dumps({"types": {"junction": {"class": "java.lang.String"}}}),
+}
+_SERVICE_ACCOUNTS = (
+    ("default", "demo-notebook", "arn:aws:iam::123456789012:role/demo-notebook", ""),
+    ("analytics", "analytics-notebook", "arn:aws:iam::123456789012:role/analytics/analytics-notebook", "admin"),
+)
+# (namespace, claim, owner, volume name)
+_VOLUMES = (("user-alice", "claim-alice", "alice", "default"),)
+NAMESPACE_NAMES = ("default", "analytics", "user-alice", "user-admin")
+
+
+def _labels(name: str, component: str, instance: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": instance,
+    }
+
+
+def cluster_objects() -> list[dict[str, Any]]:
+    """The demo as Kubernetes manifests, namespaces first."""
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        for name in NAMESPACE_NAMES
+        if name != "default"
+    ]
+    for namespace, instance in _HDFS_INSTANCES:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": f"{instance}-namenodes",
+                    "namespace": namespace,
+                    "labels": _labels("hdfs", "namenode", instance),
+                },
+                "spec": {
+                    "ports": [
+                        {"name": "client-rpc", "port": 8020, "protocol": "TCP"},
+                        {"name": "http", "port": 9870, "protocol": "TCP"},
+                    ]
+                },
+            }
+        )
+    namespace, instance = _GRAPH
+    objects += [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": f"{instance}-api",
+                "namespace": namespace,
+                "labels": _labels("gaffer", "api", instance),
+            },
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"{instance}-graph-config",
+                "namespace": namespace,
+                "labels": _labels("gaffer", "graph-config", instance),
+            },
+            "data": _GRAPH_CONFIG,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"{instance}-schema",
+                "namespace": namespace,
+                "labels": _labels("gaffer", "schema", instance),
+            },
+            "data": _GRAPH_SCHEMA,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": f"{instance}-store-properties",
+                "namespace": namespace,
+                "labels": _labels("gaffer", "store-properties", instance),
+            },
+            "type": "Opaque",
+            "stringData": {"store.properties": "gaffer.store.class=uk.gov.gchq.gaffer.mapstore.MapStore\n"},
+        },
+    ]
+    for namespace, name, role_arn, users in _SERVICE_ACCOUNTS:
+        annotations = {"eks.amazonaws.com/role-arn": role_arn}
+        if users:
+            annotations["hub.jupyter.org/users"] = users
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {"hub.jupyter.org/notebook-service-account": "true"},
+                    "annotations": annotations,
+                },
+            }
+        )
+    for namespace, claim, owner, volume_name in _VOLUMES:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {
+                    "name": claim,
+                    "namespace": namespace,
+                    "labels": {
+                        "app.kubernetes.io/name": "jupyterhub",
+                        "app.kubernetes.io/component": "notebook-volume",
+                        "hub.jupyter.org/username": owner,
+                        "hub.jupyter.org/servername": "",
+                        "hub.jupyter.org/volume-name": volume_name,
+                    },
+                    "annotations": {"hub.jupyter.org/username": owner},
+                },
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
+            }
+        )
+    return objects
+
+
+# Operator curation of the discovered rows (operator-owned columns only).
+HDFS_CURATION: dict[str, dict[str, Any]] = {
+    "default:demo-hdfs": {"display_name": "Demo HDFS", "description": "A small HDFS open to everyone.", "order": 10},
+    "analytics:secure-hdfs": {
         "display_name": "Secure HDFS",
         "description": "Production data; data scientists only.",
         "order": 20,
     },
-]
+}
+GRAPH_CURATION: dict[str, dict[str, Any]] = {"default:demo-graph": {"display_name": "Demo graph", "order": 10}}
 
-GRAPHS: list[dict[str, Any]] = [
-    {
-        "key": "default:demo-graph",
-        "namespace": "default",
-        "name": "demo-graph",
-        "url_override": "http://demo-graph-api.default.svc:80/rest",
-        "display_name": "Demo graph",
-        "description": "The road-traffic example graph.",
-        "order": 10,
-    },
-]
+
+def _stand_in(fields: dict[str, Any], labels: dict[str, str], note: str = "") -> dict[str, Any]:
+    demo_labels = {**labels, DEMO_LABEL: "true"}
+    description = f"{DEMO_NOTE} {note}".strip()
+    return {**fields, "source": Source.DISCOVERED, "labels": demo_labels, "description": description}
+
+
+def stand_in_rows() -> int:
+    """The rows the sync would make from ``cluster_objects()``, for a portal with no cluster."""
+    created = 0
+    for name in NAMESPACE_NAMES:
+        created += _put(Namespace, {"name": name}, {"labels": {DEMO_LABEL: "true"}, "missing_since": None})[1]
+    for namespace, instance in _HDFS_INSTANCES:
+        key = f"{namespace}:{instance}"
+        curation = HDFS_CURATION[key]
+        fields = {
+            "namespace": namespace,
+            "name": instance,
+            "observed_url": f"hdfs://{instance}-namenodes.{namespace}.svc:8020",
+            "url_override": "",
+            "display_name": curation["display_name"],
+            "order": curation["order"],
+            "missing_since": None,
+        }
+        spec = _stand_in(fields, _labels("hdfs", "namenode", instance), curation["description"])
+        created += _put(HdfsInstance, {"key": key}, spec)[1]
+    namespace, instance = _GRAPH
+    key = f"{namespace}:{instance}"
+    graph = {
+        "namespace": namespace,
+        "name": instance,
+        "observed_url": f"http://{instance}-api.{namespace}.svc:80/rest",
+        "url_override": "",
+        "observed_description": "The road-traffic example graph.",
+        "api_service": f"{instance}-api",
+        "graph_config_map": f"{instance}-graph-config",
+        "graph_config_files": _GRAPH_CONFIG,
+        "schema_config_map": f"{instance}-schema",
+        "schema_files": _GRAPH_SCHEMA,
+        "store_secret": f"{instance}-store-properties",
+        "missing_since": None,
+        **GRAPH_CURATION[key],
+    }
+    created += _put(GafferGraph, {"key": key}, _stand_in(graph, _labels("gaffer", "api", instance)))[1]
+    for namespace, name, role_arn, users in _SERVICE_ACCOUNTS:
+        account = {
+            "namespace": namespace,
+            "name": name,
+            "observed_role_arn": role_arn,
+            "observed_users": [users] if users else [],
+            "missing_since": None,
+        }
+        labels = {"hub.jupyter.org/notebook-service-account": "true"}
+        created += _put(ServiceAccount, {"key": f"{namespace}:{name}"}, _stand_in(account, labels))[1]
+    for namespace, claim, owner, volume_name in _VOLUMES:
+        volume = {
+            "namespace": namespace,
+            "name": claim,
+            "owner_username": owner,
+            "owner_label": owner,
+            "owner_servername": "",
+            "volume_name": volume_name,
+            "capacity": "5Gi",
+            "phase": "Bound",
+            "missing_since": None,
+        }
+        labels = {"app.kubernetes.io/name": "jupyterhub", "app.kubernetes.io/component": "notebook-volume"}
+        created += _put(NotebookVolume, {"key": f"{namespace}:{claim}"}, _stand_in(volume, labels))[1]
+    return created
+
+
+def curate_discovered() -> None:
+    """Operator names and order for the demo's discovered rows, once the sync has found them."""
+    for key, curation in HDFS_CURATION.items():
+        HdfsInstance.objects.filter(key=key).update(**curation)
+    for key, curation in GRAPH_CURATION.items():
+        GafferGraph.objects.filter(key=key).update(**curation)
+
 
 # name → (fields, {relation: [natural keys]})
 RULES: list[tuple[dict[str, Any], dict[str, list[str]]]] = [
@@ -184,9 +391,18 @@ def _put(model: type[models.Model], lookup: dict[str, Any], spec: dict[str, Any]
 
 
 @transaction.atomic
-def load_demo() -> dict[str, int]:
-    """Create or update the demo configuration; running it twice changes nothing."""
-    created = 0
+def load_demo(*, stand_in_for_cluster: bool = True) -> dict[str, int]:
+    """Create or update the demo configuration; running it twice changes nothing.
+
+    ``stand_in_for_cluster`` adds the discovered rows a cluster would give
+    (marked with DEMO_LABEL). Off, the sync is expected to have found the real
+    objects of ``cluster_objects()`` already, and only the curation is added.
+    """
+    if stand_in_for_cluster:
+        created = stand_in_rows()
+    else:
+        created = 0
+        curate_discovered()
     # One default at most: a default from earlier data steps down for the demo's.
     Profile.objects.filter(default=True).exclude(slug="python").update(default=False)
     ResourcePreset.objects.filter(default=True).exclude(slug="small").update(default=False)
@@ -198,10 +414,6 @@ def load_demo() -> dict[str, int]:
         created += _put(NamespaceOption, {"pattern": spec["pattern"]}, spec)[1]
     for order, (key, value) in enumerate(SPARK_DEFAULTS.items(), start=1):
         created += _put(SparkDefault, {"key": key}, {"value": value, "order": order * 10})[1]
-    for spec in HDFS:
-        created += _put(HdfsInstance, {"key": spec["key"]}, {**spec, "source": Source.MANUAL})[1]
-    for spec in GRAPHS:
-        created += _put(GafferGraph, {"key": spec["key"]}, {**spec, "source": Source.MANUAL})[1]
     for spec, grants in RULES:
         rule, new = _put(AccessRule, {"name": spec["name"]}, spec)
         created += new

@@ -1,16 +1,19 @@
-"""Import the original options server's YAML configuration into the portal's models.
+"""Import the original options server's configuration into the portal's models.
 
-The migration path for an existing deployment: point ``import_config`` at the
-folder holding the original's ``conf/`` files and the same users get the same
-choices. Every file is parsed and checked before anything is written; the writes
-run in one transaction and every row passes ``full_clean()``, so a bad entry
-leaves the database exactly as it was. Running it twice changes nothing.
-
-The file shapes are documented in docs/import-config.md.
+The migration path for an existing deployment. The original read five YAML
+files from its ``conf/`` folder; the gaffer-jhub Helm chart renders them from
+its values (``optionsServer.config.*`` and ``jupyterhub.singleuser.profileList``).
+``import_config`` reads either the folder or the values file, in exactly the
+shapes the original accepted (docs/import-config.md), so the same users get
+the same choices. Every section is parsed and checked before anything is
+written; the writes run in one transaction and every row passes
+``full_clean()``, so a bad entry leaves the database exactly as it was.
+Running it twice changes nothing.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from inventory.models import (
@@ -38,11 +42,33 @@ NAMESPACES_FILE = "namespaces.yaml"
 SPARK_DEFAULTS_FILE = "spark-defaults.yaml"
 FILES = (PROFILES_FILE, HDFS_FILE, GRAPHS_FILE, NAMESPACES_FILE, SPARK_DEFAULTS_FILE)
 
+# Where each file's content sits in a Helm values file: gaffer-jhub first, then plain Zero to JupyterHub.
+HELM_SECTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    NAMESPACES_FILE: (("optionsServer", "config", "namespaces"),),
+    HDFS_FILE: (("optionsServer", "config", "hdfs"),),
+    GRAPHS_FILE: (("optionsServer", "config", "graphs"),),
+    SPARK_DEFAULTS_FILE: (("optionsServer", "config", "sparkDefaults"),),
+    PROFILES_FILE: (("jupyterhub", "singleuser", "profileList"), ("singleuser", "profileList")),
+}
+
 # Access rules the import owns are recognisable by name, so a re-import can update
 # or remove exactly its own rules and never touch the ones operators wrote.
 IMPORTED_RULE_PREFIX = "imported: "
 
-# Keys of a Zero to JupyterHub profileList entry the portal has no use for.
+NAMESPACES_SHAPE = (
+    "a mapping with 'templated' (a list of templates such as \"user-#{username}\") and 'static' "
+    "(a mapping of namespace name to a list of usernames; an empty list or null means everyone)"
+)
+USERS_SHAPE = "a list of usernames (absent, empty or null means everyone)"
+HDFS_SHAPE = "a list of entries {id, name, namespace, namenodeClientRpcUrl, users}"
+GRAPHS_SHAPE = "a list of entries {id, name, graphConfig: {description}, restApi, users}"
+SPARK_SHAPE = "a mapping of Spark property to value (text, a number or true/false)"
+PROFILES_SHAPE = (
+    "a Zero to JupyterHub profileList: a list of entries {display_name, slug, description, default, "
+    "kubespawner_override: {image, ...}, enable_hdfs, enable_gaffer, enable_spark, spark_image, "
+    "spark_ingress_host, spark_ingress_path}"
+)
+
 PROFILE_KEYS = {
     "display_name",
     "slug",
@@ -56,8 +82,22 @@ PROFILE_KEYS = {
     "spark_ingress_host",
     "spark_ingress_path",
 }
-INSTANCE_KEYS = {"id", "namespace", "name", "url", "display_name", "description", "users", "groups"}
-NAMESPACE_KEYS = {"name", "description", "users", "groups"}
+HDFS_KEYS = {"id", "name", "namespace", "namenodeClientRpcUrl", "users"}
+GRAPH_KEYS = {"id", "name", "graphConfig", "restApi", "users"}
+
+# A Pug text interpolation: #{expr} (escaped) or !{expr} (raw); the original's only variable was the username.
+_PUG_INTERPOLATION = re.compile(r"[#!]\{([^}]*)\}")
+
+# Said in every report: where the portal is deliberately stricter than (or fixes) the original.
+DIFFERENCES = (
+    "/options and /prespawn answer only the hub's API token; the original answered anyone.",
+    "a choice is checked again at /prespawn with the same rules as the form, and refused with a 4xx naming it.",
+    "in a templated namespace, a username that is not a DNS label is replaced by its DNS-safe form "
+    "(the original built a name that cannot exist).",
+    "a static graph's restApi sets GAFFER_REST_API_URL (the original read restApi.url and so set none).",
+    "namespaces are offered in the order of their options (alphabetical by pattern after import), "
+    "not sorted once the username is filled in.",
+)
 
 
 class ConfigImportError(Exception):
@@ -87,12 +127,13 @@ class ModelCounts:
 
 @dataclass
 class ImportReport:
-    """Per model counts, files read or skipped, and keys that were ignored."""
+    """Per model counts, sections read or not found, warnings and notes."""
 
     counts: dict[str, ModelCounts] = field(default_factory=dict)
     files_read: list[str] = field(default_factory=list)
     files_missing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     dry_run: bool = False
 
     def of(self, model: type[models.Model]) -> ModelCounts:
@@ -115,6 +156,8 @@ class ImportReport:
         lines = [f"Read {name}" for name in self.files_read]
         lines += [f"Skipped {name}: not found" for name in self.files_missing]
         lines += [f"Warning: {warning}" for warning in self.warnings]
+        lines += [f"Note: {note}" for note in self.notes]
+        lines += [f"Stricter than the original: {difference}" for difference in DIFFERENCES]
         lines += [f"{name}: {counts}" for name, counts in self.counts.items()]
         total = f"Total: {self.created} created, {self.updated} updated"
         if self.deleted:
@@ -127,40 +170,30 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
-class Restriction:
-    """The users (and, beyond the original, groups) a static entry was limited to."""
-
-    users: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.users or self.groups)
-
-
-@dataclass(frozen=True)
 class ProfileEntry:
     where: str
     values: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class InstanceEntry:
-    """A static HDFS instance or Gaffer graph."""
+class StaticEntry:
+    """One entry of hdfs.yaml or graphs.yaml."""
 
     where: str
     key: str
     namespace: str
     name: str
-    url: str
     display_name: str
+    url: str
     description: str
-    restriction: Restriction
+    users: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class NamespaceEntry:
     where: str
-    values: dict[str, Any]
+    pattern: str
+    users: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -172,16 +205,18 @@ class SparkEntry:
 
 @dataclass
 class ParsedConfig:
-    """Everything read from the folder, checked for shape, not yet written."""
+    """Everything read, checked for shape, not yet written; None for a section not given."""
 
     profiles: list[ProfileEntry] | None = None
-    hdfs: list[InstanceEntry] | None = None
-    graphs: list[InstanceEntry] | None = None
+    hdfs: list[StaticEntry] | None = None
+    graphs: list[StaticEntry] | None = None
     namespaces: list[NamespaceEntry] | None = None
     spark_defaults: list[SparkEntry] | None = None
+    # Section → how messages name it (the file, or the values file and its key path).
+    labels: dict[str, str] = field(default_factory=dict)
 
 
-# --- Reading files ----------------------------------------------------------
+# --- Reading ----------------------------------------------------------------
 
 
 def _load_yaml(path: Path) -> Any:
@@ -198,46 +233,41 @@ def _load_yaml(path: Path) -> Any:
         raise ConfigImportError(path.name, f"not valid YAML: {problem}{position}") from exc
 
 
-def _entries(file: str, data: Any, *, keyed_by: str, nested: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
-    """A list of entries, or a mapping of id → entry, as ``(label, entry)`` pairs.
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
 
-    ``nested`` names mapping keys the list may sit under (a Helm values file has
-    ``singleuser: profileList: [...]``).
-    """
+
+def _where(index: int, ident: Any) -> str:
+    return f"{index} ({ident})" if isinstance(ident, str | int) and str(ident) else str(index)
+
+
+def _list(file: str, data: Any, shape: str) -> list[Any]:
     if data is None:
         return []
-    for key in nested:
-        if isinstance(data, dict) and key in data:
-            return _entries(file, data[key], keyed_by=keyed_by, nested=nested)
-    if isinstance(data, list):
-        return [(str(index), entry) for index, entry in enumerate(data, start=1)]
-    if isinstance(data, dict):
-        pairs = []
-        for index, (key, entry) in enumerate(data.items(), start=1):
-            if entry is None:
-                entry = {}
-            if isinstance(entry, list) and keyed_by == "name":
-                entry = {"users": entry}
-            if not isinstance(entry, dict):
-                raise ConfigImportError(file, "must be a mapping", f"{index} ({key})")
-            pairs.append((str(index), {keyed_by: key, **entry}))
-        return pairs
-    raise ConfigImportError(file, f"must be a list of entries, not {type(data).__name__}")
-
-
-def _where(index: str, ident: Any) -> str:
-    return f"{index} ({ident})" if ident not in (None, "") else index
+    if not isinstance(data, list):
+        raise ConfigImportError(file, f"is {_kind(data)}; expected {shape}")
+    return data
 
 
 def _text(file: str, where: str, entry: dict[str, Any], key: str, *, required: bool = False) -> str:
     value = entry.get(key)
     if value is None:
         if required:
-            raise ConfigImportError(file, f"'{key}' is required", where)
+            raise ConfigImportError(file, f"'{key}' is required (text)", where)
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigImportError(file, f"'{key}' must be text, not {type(value).__name__}", where)
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise ConfigImportError(file, f"'{key}' is {_kind(value)}; expected text", where)
+    text = value.strip()
     if required and not text:
         raise ConfigImportError(file, f"'{key}' must not be empty", where)
     return text
@@ -248,79 +278,231 @@ def _flag(file: str, where: str, entry: dict[str, Any], key: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise ConfigImportError(file, f"'{key}' must be true or false, not {value!r}", where)
+        raise ConfigImportError(file, f"'{key}' is {_kind(value)}; expected true or false", where)
     return value
 
 
-def _names(file: str, where: str, entry: dict[str, Any], key: str) -> tuple[str, ...]:
-    value = entry.get(key)
+def _users(file: str, where: str, value: Any, what: str = "'users'") -> tuple[str, ...]:
+    """A user list as the original read it: absent, null or empty means everyone."""
     if value is None:
         return ()
-    if isinstance(value, str):
-        # The hub.jupyter.org/users annotation style: a comma-separated list.
-        value = [part for part in value.split(",")]
-    if not isinstance(value, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
-        raise ConfigImportError(file, f"'{key}' must be a list of names", where)
-    names: list[str] = []
-    for raw in value:
-        name = str(raw).strip()
-        if name and name not in names:
-            names.append(name)
-    return tuple(names)
+    # The original compared with ``users.includes(username)``: a text would match substrings
+    # and a number no username at all, so neither is a list it meant.
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigImportError(file, f"{what} is {_kind(value)}; expected {USERS_SHAPE}", where)
+    return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
 
 
 def _warn_unknown(report: ImportReport, file: str, where: str, entry: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(entry) - known)
+    unknown = sorted(str(key) for key in set(entry) - known)
     if unknown:
-        report.warnings.append(f"{file}, entry {where}: ignored {', '.join(unknown)}")
+        report.warnings.append(f"{file}, entry {where}: not mapped, ignored: {', '.join(unknown)}")
 
 
-def parse_profiles(data: Any, report: ImportReport) -> list[ProfileEntry]:
+def parse_namespaces(file: str, data: Any, report: ImportReport) -> list[NamespaceEntry]:
+    if not isinstance(data, dict):
+        raise ConfigImportError(file, f"is {_kind(data)}; expected {NAMESPACES_SHAPE}")
+    for key in ("templated", "static"):
+        if key not in data:
+            # The original stopped at start-up without it.
+            raise ConfigImportError(file, f"has no '{key}'; expected {NAMESPACES_SHAPE}")
+    unknown = sorted(str(key) for key in data if key not in ("templated", "static"))
+    if unknown:
+        report.warnings.append(f"{file}: not mapped, ignored (as the original did): {', '.join(unknown)}")
+
+    # pattern → users; () means everyone. Templated ones are everyone's.
+    patterns: dict[str, tuple[str, ...]] = {}
+    wheres: dict[str, str] = {}
+    templated = data["templated"] if data["templated"] is not None else []
+    if not isinstance(templated, list):
+        raise ConfigImportError(file, f"'templated' is {_kind(templated)}; expected {NAMESPACES_SHAPE}")
+    for index, template in enumerate(templated, start=1):
+        where = f"templated {_where(index, template)}"
+        if not isinstance(template, str) or not template.strip():
+            raise ConfigImportError(
+                file, f'is {_kind(template)}; expected a template such as "user-#{{username}}"', where
+            )
+        pattern = _pattern(file, where, template.strip())
+        patterns[pattern] = ()
+        wheres[pattern] = where
+    static = data["static"] if data["static"] is not None else {}
+    if not isinstance(static, dict):
+        raise ConfigImportError(file, f"'static' is {_kind(static)}; expected {NAMESPACES_SHAPE}")
+    for index, (name, users) in enumerate(static.items(), start=1):
+        where = f"static {_where(index, name)}"
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigImportError(file, f"the namespace name is {_kind(name)}; expected text", where)
+        allowed = _users(file, where, users, what="the user list")
+        name = name.strip()
+        if name in patterns:
+            # Also templated, so every user has it already.
+            continue
+        patterns[name] = allowed
+        wheres[name] = where
+    # The original sorted a user's namespaces by name.
+    return [NamespaceEntry(where=wheres[p], pattern=p, users=patterns[p]) for p in sorted(patterns)]
+
+
+def _pattern(file: str, where: str, template: str) -> str:
+    """A Pug text template over ``username`` → the portal's ``{username}`` pattern."""
+    if "#[" in template or "\\" in template:
+        raise ConfigImportError(
+            file, "tag interpolation and escapes are not supported; expected text with #{username}", where
+        )
+    for match in _PUG_INTERPOLATION.finditer(template):
+        if match.group(1).strip() != "username":
+            raise ConfigImportError(
+                file, f"'{match.group(0)}' uses more than the username; expected text with #{{username}}", where
+            )
+    return _PUG_INTERPOLATION.sub("{username}", template)
+
+
+def _static_common(file: str, index: int, entry: Any, shape: str) -> tuple[str, str, str]:
+    if not isinstance(entry, dict):
+        raise ConfigImportError(file, f"is {_kind(entry)}; expected {shape}", str(index))
+    where = _where(index, entry.get("id"))
+    key = _text(file, where, entry, "id", required=True)
+    return where, key, _text(file, where, entry, "name")
+
+
+def parse_hdfs(file: str, data: Any, report: ImportReport) -> list[StaticEntry]:
+    parsed: list[StaticEntry] = []
+    for index, entry in enumerate(_list(file, data, HDFS_SHAPE), start=1):
+        where, key, name = _static_common(file, index, entry, HDFS_SHAPE)
+        id_namespace, _, id_name = key.rpartition(":")
+        _warn_unknown(report, file, where, entry, HDFS_KEYS)
+        parsed.append(
+            StaticEntry(
+                where=where,
+                key=key,
+                namespace=_text(file, where, entry, "namespace") or id_namespace,
+                name=id_name,
+                display_name=name if name != key else "",
+                url=_text(file, where, entry, "namenodeClientRpcUrl"),
+                description="",
+                users=_users(file, where, entry.get("users")),
+            )
+        )
+    return _unique(file, parsed)
+
+
+def parse_graphs(file: str, data: Any, report: ImportReport) -> list[StaticEntry]:
+    parsed: list[StaticEntry] = []
+    for index, entry in enumerate(_list(file, data, GRAPHS_SHAPE), start=1):
+        where, key, name = _static_common(file, index, entry, GRAPHS_SHAPE)
+        graph_config = entry.get("graphConfig")
+        if graph_config is None:
+            graph_config = {}
+        if not isinstance(graph_config, dict):
+            raise ConfigImportError(file, f"'graphConfig' is {_kind(graph_config)}; expected {{description}}", where)
+        description = _text(file, where, graph_config, "description")
+        rest_api = entry.get("restApi")
+        if isinstance(rest_api, dict):
+            # The original read ``restApi.url``: a file written to make that work has this shape.
+            rest_api = rest_api.get("url")
+        if rest_api is not None and not isinstance(rest_api, str):
+            raise ConfigImportError(file, f"'restApi' is {_kind(rest_api)}; expected a URL or null", where)
+        id_namespace, _, id_name = key.rpartition(":")
+        _warn_unknown(report, file, where, entry, GRAPH_KEYS)
+        parsed.append(
+            StaticEntry(
+                where=where,
+                key=key,
+                namespace=id_namespace,
+                name=id_name,
+                display_name=name if name != key else "",
+                url=(rest_api or "").strip(),
+                description=description,
+                users=_users(file, where, entry.get("users")),
+            )
+        )
+    return _unique(file, parsed)
+
+
+def _unique(file: str, entries: list[StaticEntry]) -> list[StaticEntry]:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.key in seen:
+            raise ConfigImportError(file, f"id '{entry.key}' is listed twice", entry.where)
+        seen.add(entry.key)
+    return entries
+
+
+def parse_spark_defaults(file: str, data: Any) -> list[SparkEntry]:
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ConfigImportError(file, f"is {_kind(data)}; expected {SPARK_SHAPE}")
+    parsed = []
+    for key, value in data.items():
+        where = f"'{key}'"
+        if not isinstance(key, str):
+            raise ConfigImportError(file, f"the property name is {_kind(key)}; expected text", where)
+        if isinstance(value, bool):
+            # As JavaScript wrote them into spark-defaults.conf.
+            text = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            raise ConfigImportError(file, f"the value is {_kind(value)}; expected text, a number or true/false", where)
+        # Keys as written: the chart's own default has a stray quote in spark.serializer'.
+        parsed.append(SparkEntry(where=where, key=key, value=text))
+    return parsed
+
+
+def parse_profiles(file: str, data: Any, report: ImportReport) -> list[ProfileEntry]:
     parsed: list[ProfileEntry] = []
     slugs: set[str] = set()
     default_where = None
-    for index, entry in _entries(PROFILES_FILE, data, keyed_by="slug", nested=("singleuser", "profileList")):
+    for index, entry in enumerate(_list(file, data, PROFILES_SHAPE), start=1):
         if not isinstance(entry, dict):
-            raise ConfigImportError(PROFILES_FILE, "must be a mapping", index)
+            raise ConfigImportError(file, f"is {_kind(entry)}; expected {PROFILES_SHAPE}", str(index))
         where = _where(index, entry.get("slug") or entry.get("display_name"))
-        display_name = _text(PROFILES_FILE, where, entry, "display_name", required=True)
-        slug = _text(PROFILES_FILE, where, entry, "slug") or slugify(display_name)
+        display_name = _text(file, where, entry, "display_name", required=True)
+        # Zero to JupyterHub makes the slug from the display name when none is given.
+        slug = _text(file, where, entry, "slug") or slugify(display_name)
         where = _where(index, slug)
         if not slug:
-            raise ConfigImportError(PROFILES_FILE, "no slug, and none can be made from display_name", where)
+            raise ConfigImportError(file, "no slug, and none can be made from display_name", where)
         if slug in slugs:
-            raise ConfigImportError(PROFILES_FILE, f"slug '{slug}' is used twice", where)
+            raise ConfigImportError(file, f"slug '{slug}' is used twice", where)
         slugs.add(slug)
-        override = entry.get("kubespawner_override") or {}
+        override = entry.get("kubespawner_override")
+        if override is None:
+            override = {}
         if not isinstance(override, dict):
-            raise ConfigImportError(PROFILES_FILE, "'kubespawner_override' must be a mapping", where)
+            raise ConfigImportError(
+                file, f"'kubespawner_override' is {_kind(override)}; expected a mapping of KubeSpawner traits", where
+            )
         override = dict(override)
         image = override.pop("image", None)
         if not isinstance(image, str) or not image.strip():
-            raise ConfigImportError(PROFILES_FILE, "'kubespawner_override.image' is required", where)
-        default = _flag(PROFILES_FILE, where, entry, "default")
+            raise ConfigImportError(
+                file, "'kubespawner_override.image' is required: every portal profile names its image", where
+            )
+        default = _flag(file, where, entry, "default")
         if default and default_where:
-            raise ConfigImportError(PROFILES_FILE, f"a second default profile (entry {default_where} is one)", where)
+            raise ConfigImportError(file, f"a second default profile (entry {default_where} is one)", where)
         if default:
             default_where = where
-        _warn_unknown(report, PROFILES_FILE, where, entry, PROFILE_KEYS)
+        _warn_unknown(report, file, where, entry, PROFILE_KEYS)
         parsed.append(
             ProfileEntry(
                 where=where,
                 values={
                     "slug": slug,
                     "display_name": display_name,
-                    "description": _text(PROFILES_FILE, where, entry, "description"),
+                    "description": _text(file, where, entry, "description"),
                     "image": image.strip(),
                     "default": default,
-                    "order": int(index) * 10,
+                    "order": index * 10,
                     "enabled": True,
-                    "enable_hdfs": _flag(PROFILES_FILE, where, entry, "enable_hdfs"),
-                    "enable_gaffer": _flag(PROFILES_FILE, where, entry, "enable_gaffer"),
-                    "enable_spark": _flag(PROFILES_FILE, where, entry, "enable_spark"),
-                    "spark_image": _text(PROFILES_FILE, where, entry, "spark_image"),
-                    "spark_ingress_host": _text(PROFILES_FILE, where, entry, "spark_ingress_host"),
-                    "spark_ingress_path": _text(PROFILES_FILE, where, entry, "spark_ingress_path"),
+                    "enable_hdfs": _flag(file, where, entry, "enable_hdfs"),
+                    "enable_gaffer": _flag(file, where, entry, "enable_gaffer"),
+                    "enable_spark": _flag(file, where, entry, "enable_spark"),
+                    "spark_image": _text(file, where, entry, "spark_image"),
+                    "spark_ingress_host": _text(file, where, entry, "spark_ingress_host"),
+                    "spark_ingress_path": _text(file, where, entry, "spark_ingress_path"),
                     "kubespawner_override": override,
                 },
             )
@@ -328,102 +510,22 @@ def parse_profiles(data: Any, report: ImportReport) -> list[ProfileEntry]:
     return parsed
 
 
-def parse_instances(file: str, data: Any, report: ImportReport) -> list[InstanceEntry]:
-    parsed: list[InstanceEntry] = []
-    keys: set[str] = set()
-    for index, entry in _entries(file, data, keyed_by="id"):
-        if not isinstance(entry, dict):
-            raise ConfigImportError(file, "must be a mapping", index)
-        where = _where(index, entry.get("id") or entry.get("name"))
-        ident = _text(file, where, entry, "id")
-        namespace = _text(file, where, entry, "namespace")
-        name = _text(file, where, entry, "name")
-        if ident:
-            id_namespace, _, id_name = ident.rpartition(":")
-            if (namespace and namespace != id_namespace) or (name and name != id_name):
-                raise ConfigImportError(
-                    file, f"id '{ident}' does not match namespace '{namespace}' / name '{name}'", where
-                )
-            key, namespace, name = ident, id_namespace, id_name
-        elif name:
-            key = f"{namespace}:{name}" if namespace else name
-        else:
-            raise ConfigImportError(file, "needs an 'id' (namespace:name) or a 'name'", where)
-        where = _where(index, key)
-        if not name:
-            raise ConfigImportError(file, f"id '{key}' has no name after the ':'", where)
-        if key in keys:
-            raise ConfigImportError(file, f"id '{key}' is used twice", where)
-        keys.add(key)
-        _warn_unknown(report, file, where, entry, INSTANCE_KEYS)
-        parsed.append(
-            InstanceEntry(
-                where=where,
-                key=key,
-                namespace=namespace,
-                name=name,
-                url=_text(file, where, entry, "url"),
-                display_name=_text(file, where, entry, "display_name"),
-                description=_text(file, where, entry, "description"),
-                restriction=Restriction(
-                    users=_names(file, where, entry, "users"), groups=_names(file, where, entry, "groups")
-                ),
-            )
-        )
-    return parsed
-
-
-def parse_namespaces(data: Any, report: ImportReport) -> list[NamespaceEntry]:
-    parsed: list[NamespaceEntry] = []
-    patterns: set[str] = set()
-    for index, entry in _entries(NAMESPACES_FILE, data, keyed_by="name"):
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, dict):
-            raise ConfigImportError(NAMESPACES_FILE, "must be a name or a mapping", index)
-        where = _where(index, entry.get("name"))
-        pattern = _text(NAMESPACES_FILE, where, entry, "name", required=True)
-        if pattern in patterns:
-            raise ConfigImportError(NAMESPACES_FILE, f"namespace '{pattern}' is listed twice", where)
-        patterns.add(pattern)
-        _warn_unknown(report, NAMESPACES_FILE, where, entry, NAMESPACE_KEYS)
-        parsed.append(
-            NamespaceEntry(
-                where=where,
-                values={
-                    "pattern": pattern,
-                    "description": _text(NAMESPACES_FILE, where, entry, "description"),
-                    "users": list(_names(NAMESPACES_FILE, where, entry, "users")),
-                    "groups": list(_names(NAMESPACES_FILE, where, entry, "groups")),
-                    "order": int(index) * 10,
-                },
-            )
-        )
-    return parsed
-
-
-def parse_spark_defaults(data: Any) -> list[SparkEntry]:
-    if data is None:
-        return []
-    if not isinstance(data, dict):
-        raise ConfigImportError(SPARK_DEFAULTS_FILE, "must be a mapping of Spark property to value")
-    parsed = []
-    for key, value in data.items():
-        where = f"'{key}'"
-        if not isinstance(key, str):
-            raise ConfigImportError(SPARK_DEFAULTS_FILE, "a property name must be text", where)
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            text = str(value)
-        else:
-            raise ConfigImportError(SPARK_DEFAULTS_FILE, "the value must be text, a number or true/false", where)
-        parsed.append(SparkEntry(where=where, key=key.strip(), value=text))
-    return parsed
+def _parse_section(parsed: ParsedConfig, section: str, label: str, data: Any, report: ImportReport) -> None:
+    parsed.labels[section] = label
+    if section == PROFILES_FILE:
+        parsed.profiles = parse_profiles(label, data, report)
+    elif section == HDFS_FILE:
+        parsed.hdfs = parse_hdfs(label, data, report)
+    elif section == GRAPHS_FILE:
+        parsed.graphs = parse_graphs(label, data, report)
+    elif section == NAMESPACES_FILE:
+        parsed.namespaces = parse_namespaces(label, data, report)
+    else:
+        parsed.spark_defaults = parse_spark_defaults(label, data)
 
 
 def config_parse(*, directory: Path, report: ImportReport) -> ParsedConfig:
-    """Read and check the shape of every file present in ``directory``."""
+    """Read and check the shape of every file present in ``directory`` (the original's conf/)."""
     if not directory.is_dir():
         raise ConfigImportError(str(directory), "is not a folder")
     parsed = ParsedConfig()
@@ -436,19 +538,55 @@ def config_parse(*, directory: Path, report: ImportReport) -> ParsedConfig:
             continue
         data = _load_yaml(path)
         report.files_read.append(path.name)
-        if name == PROFILES_FILE:
-            parsed.profiles = parse_profiles(data, report)
-        elif name == HDFS_FILE:
-            parsed.hdfs = parse_instances(HDFS_FILE, data, report)
-        elif name == GRAPHS_FILE:
-            parsed.graphs = parse_instances(GRAPHS_FILE, data, report)
-        elif name == NAMESPACES_FILE:
-            parsed.namespaces = parse_namespaces(data, report)
-        else:
-            parsed.spark_defaults = parse_spark_defaults(data)
+        _parse_section(parsed, name, path.name, data, report)
     if not report.files_read:
         raise ConfigImportError(str(directory), f"holds none of {', '.join(FILES)}")
     return parsed
+
+
+def helm_values_parse(*, path: Path, report: ImportReport) -> ParsedConfig:
+    """Read the sections of a gaffer-jhub (or plain Zero to JupyterHub) Helm values file."""
+    if not path.is_file():
+        raise ConfigImportError(str(path), "is not a file")
+    values = _load_yaml(path)
+    if not isinstance(values, dict):
+        raise ConfigImportError(path.name, f"is {_kind(values)}; expected a Helm values mapping")
+    parsed = ParsedConfig()
+    for section, candidates in HELM_SECTIONS.items():
+        found = None
+        for keys in candidates:
+            node: Any = values
+            for depth, key in enumerate(keys):
+                if not isinstance(node, dict) or key not in node:
+                    node = _ABSENT
+                    break
+                if depth < len(keys) - 1 and node[key] is not None and not isinstance(node[key], dict):
+                    raise ConfigImportError(
+                        path.name, f"'{'.'.join(keys[: depth + 1])}' is {_kind(node[key])}; expected a mapping"
+                    )
+                node = node[key]
+            if node is not _ABSENT:
+                found = (keys, node)
+                break
+        if found is None:
+            report.files_missing.append(f"{' or '.join('.'.join(k) for k in candidates)} (for {section})")
+            continue
+        keys, data = found
+        dotted = ".".join(keys)
+        report.files_read.append(f"{path.name}: {dotted} (the original's {section})")
+        _parse_section(parsed, section, f"{path.name} ({dotted})", data, report)
+    if not report.files_read:
+        wanted = ", ".join(".".join(keys) for candidates in HELM_SECTIONS.values() for keys in candidates)
+        raise ConfigImportError(path.name, f"has none of the sections {wanted}")
+    if parsed.profiles is not None and "jupyterhub" not in values and "optionsServer" not in values:
+        report.notes.append(
+            "a plain Zero to JupyterHub values file: only its profileList is imported; "
+            "namespaces, HDFS instances, graphs and Spark defaults come from sync_cluster and the admin."
+        )
+    return parsed
+
+
+_ABSENT = object()
 
 
 # --- Writing ----------------------------------------------------------------
@@ -494,7 +632,7 @@ def _save(
     return True
 
 
-def _apply_profiles(entries: list[ProfileEntry], report: ImportReport) -> None:
+def _apply_profiles(file: str, entries: list[ProfileEntry], report: ImportReport) -> None:
     counts = report.of(Profile)
     renames = {"image": "kubespawner_override.image"}
     defaults = [e.values["slug"] for e in entries if e.values["default"]]
@@ -502,39 +640,50 @@ def _apply_profiles(entries: list[ProfileEntry], report: ImportReport) -> None:
         # The file names the default: any other default profile steps down first,
         # or the one-default rule would refuse the imported one.
         for other in Profile.objects.filter(default=True).exclude(slug=defaults[0]):
-            _save(other, {"default": False}, counts=counts, file=PROFILES_FILE, where=f"(existing '{other.slug}')")
+            _save(other, {"default": False}, counts=counts, file=file, where=f"(existing '{other.slug}')")
     for entry in entries:
         profile = Profile.objects.filter(slug=entry.values["slug"]).first() or Profile(slug=entry.values["slug"])
-        _save(profile, entry.values, counts=counts, file=PROFILES_FILE, where=entry.where, renames=renames)
+        _save(profile, entry.values, counts=counts, file=file, where=entry.where, renames=renames)
 
 
-def _apply_instances(
-    file: str, model: type[HdfsInstance] | type[GafferGraph], entries: list[InstanceEntry], report: ImportReport
-) -> list[tuple[InstanceEntry, HdfsInstance | GafferGraph]]:
+def _apply_static(
+    file: str, model: type[HdfsInstance] | type[GafferGraph], entries: list[StaticEntry], report: ImportReport
+) -> list[tuple[StaticEntry, HdfsInstance | GafferGraph]]:
+    """One row per entry: the discovered instance it restricts, or a row that stands for the entry."""
     counts = report.of(model)
-    kind = "HDFS instance" if model is HdfsInstance else "graph"
-    applied = []
+    is_hdfs = model is HdfsInstance
+    url_field = "namenodeClientRpcUrl" if is_hdfs else "restApi"
+    renames = {"static_url": url_field, "static_description": "graphConfig.description"}
+    now = timezone.now()
+    applied: list[tuple[StaticEntry, HdfsInstance | GafferGraph]] = []
     for entry in entries:
         row = model.objects.filter(key=entry.key).first()
-        values: dict[str, Any] = {}
-        if entry.display_name:
-            values["display_name"] = entry.display_name
-        if entry.description:
-            values["description"] = entry.description
+        if row is not None and row.source == Source.MANUAL:
+            report.warnings.append(
+                f"{file}, entry {entry.where}: an operator added '{entry.key}' by hand; only its users were imported"
+            )
+            applied.append((entry, row))
+            continue
+        values: dict[str, Any] = {"static_entry": True, "static_url": entry.url}
+        if not is_hdfs:
+            values["static_description"] = entry.description
         if row is None:
-            if not entry.url:
-                raise ConfigImportError(
-                    file,
-                    f"no url, and no discovered {kind} has the id '{entry.key}' "
-                    "(run sync_cluster first to restrict a discovered one, or give its url)",
-                    entry.where,
-                )
-            row = model(key=entry.key, source=Source.MANUAL)
-            values.update(namespace=entry.namespace, name=entry.name, url_override=entry.url)
-        elif entry.url:
-            # The same URL as the cluster reports needs no override; a different one wins.
-            values["url_override"] = "" if entry.url == row.observed_url else entry.url
-        _save(row, values, counts=counts, file=file, where=entry.where, renames={"url_override": "url"})
+            # Not (yet) in the cluster: a row that sync_cluster takes over once it finds the
+            # instance, and that is offered as this entry while it does not (see StaticEntry).
+            row = model(
+                key=entry.key,
+                source=Source.DISCOVERED,
+                namespace=entry.namespace,
+                name=entry.name,
+                display_name=entry.display_name,
+                missing_since=now,
+            )
+        _save(row, values, counts=counts, file=file, where=entry.where, renames=renames)
+        if is_hdfs and not entry.url and not row.in_cluster:
+            report.notes.append(
+                f"{file}, entry {entry.where}: no namenodeClientRpcUrl and not in the cluster: offered once "
+                "sync_cluster discovers it, as in the original"
+            )
         applied.append((entry, row))
     return applied
 
@@ -543,21 +692,21 @@ def _apply_restrictions(
     file: str,
     kind: str,
     relation: str,
-    applied: Iterable[tuple[InstanceEntry, models.Model]],
+    applied: Iterable[tuple[StaticEntry, models.Model]],
     report: ImportReport,
 ) -> None:
-    """One access rule per restricted entry, so exactly the listed users may use it."""
+    """One access rule per entry with users, so exactly the listed users may use it."""
     counts = report.of(AccessRule)
     for entry, row in applied:
         rule_name = f"{IMPORTED_RULE_PREFIX}{kind} {entry.key}"
         rule = AccessRule.objects.filter(name=rule_name).first()
-        if not entry.restriction:
-            # Open to everyone again in the file: the import's own rule goes.
+        if not entry.users:
+            # Open to everyone in the file: the import's own rule goes.
             if rule is not None:
                 rule.delete()
                 counts.deleted += 1
             continue
-        values = {"everyone": False, "users": list(entry.restriction.users), "groups": list(entry.restriction.groups)}
+        values = {"everyone": False, "users": list(entry.users), "groups": []}
         saved = _save(rule or AccessRule(name=rule_name), values, counts=counts, file=file, where=entry.where)
         rule = AccessRule.objects.get(name=rule_name)
         related = getattr(rule, relation)
@@ -568,47 +717,55 @@ def _apply_restrictions(
                 counts.updated += 1
 
 
-def _apply_namespaces(entries: list[NamespaceEntry], report: ImportReport) -> None:
+def _apply_namespaces(file: str, entries: list[NamespaceEntry], report: ImportReport) -> None:
     counts = report.of(NamespaceOption)
-    for entry in entries:
-        pattern = entry.values["pattern"]
-        option = NamespaceOption.objects.filter(pattern=pattern).first() or NamespaceOption(pattern=pattern)
-        _save(option, entry.values, counts=counts, file=NAMESPACES_FILE, where=entry.where, renames={"pattern": "name"})
+    for order, entry in enumerate(entries, start=1):
+        option = NamespaceOption.objects.filter(pattern=entry.pattern).first() or NamespaceOption(pattern=entry.pattern)
+        values = {"users": list(entry.users), "order": order * 10}
+        if option._state.adding:
+            values["pattern"] = entry.pattern
+        _save(option, values, counts=counts, file=file, where=entry.where, renames={"pattern": "name"})
 
 
-def _apply_spark_defaults(entries: list[SparkEntry], report: ImportReport) -> None:
+def _apply_spark_defaults(file: str, entries: list[SparkEntry], report: ImportReport) -> None:
     counts = report.of(SparkDefault)
     for order, entry in enumerate(entries, start=1):
         row = SparkDefault.objects.filter(key=entry.key).first() or SparkDefault(key=entry.key)
-        _save(
-            row,
-            {"value": entry.value, "order": order * 10},
-            counts=counts,
-            file=SPARK_DEFAULTS_FILE,
-            where=entry.where,
-        )
+        _save(row, {"value": entry.value, "order": order * 10}, counts=counts, file=file, where=entry.where)
 
 
-def config_import(*, directory: Path, dry_run: bool = False) -> ImportReport:
-    """Import every file found in ``directory``; all or nothing.
+def _apply(parsed: ParsedConfig, report: ImportReport) -> None:
+    labels = parsed.labels
+    if parsed.profiles is not None:
+        _apply_profiles(labels[PROFILES_FILE], parsed.profiles, report)
+    if parsed.hdfs is not None:
+        applied = _apply_static(labels[HDFS_FILE], HdfsInstance, parsed.hdfs, report)
+        _apply_restrictions(labels[HDFS_FILE], "hdfs", "hdfs_instances", applied, report)
+    if parsed.graphs is not None:
+        applied = _apply_static(labels[GRAPHS_FILE], GafferGraph, parsed.graphs, report)
+        _apply_restrictions(labels[GRAPHS_FILE], "graph", "gaffer_graphs", applied, report)
+    if parsed.namespaces is not None:
+        _apply_namespaces(labels[NAMESPACES_FILE], parsed.namespaces, report)
+    if parsed.spark_defaults is not None:
+        _apply_spark_defaults(labels[SPARK_DEFAULTS_FILE], parsed.spark_defaults, report)
 
-    Raises ConfigImportError naming the file, the entry and the reason.
+
+def config_import(
+    *, directory: Path | None = None, helm_values: Path | None = None, dry_run: bool = False
+) -> ImportReport:
+    """Import the original's conf/ folder or a Helm values file; all or nothing.
+
+    Raises ConfigImportError naming the file, the entry and the expected shape.
     """
     report = ImportReport(dry_run=dry_run)
-    parsed = config_parse(directory=directory, report=report)
+    if helm_values is not None:
+        parsed = helm_values_parse(path=helm_values, report=report)
+    elif directory is not None:
+        parsed = config_parse(directory=directory, report=report)
+    else:
+        raise ConfigImportError("import_config", "give a folder or --helm-values FILE")
     with transaction.atomic():
-        if parsed.profiles is not None:
-            _apply_profiles(parsed.profiles, report)
-        if parsed.hdfs is not None:
-            applied = _apply_instances(HDFS_FILE, HdfsInstance, parsed.hdfs, report)
-            _apply_restrictions(HDFS_FILE, "hdfs", "hdfs_instances", applied, report)
-        if parsed.graphs is not None:
-            applied = _apply_instances(GRAPHS_FILE, GafferGraph, parsed.graphs, report)
-            _apply_restrictions(GRAPHS_FILE, "graph", "gaffer_graphs", applied, report)
-        if parsed.namespaces is not None:
-            _apply_namespaces(parsed.namespaces, report)
-        if parsed.spark_defaults is not None:
-            _apply_spark_defaults(parsed.spark_defaults, report)
+        _apply(parsed, report)
         if dry_run:
             transaction.set_rollback(True)
     return report

@@ -36,6 +36,12 @@ class DiscoveredQuerySet(models.QuerySet):
         return self.filter(missing_since__isnull=True, hidden=False)
 
 
+class StaticEntryQuerySet(DiscoveredQuerySet):
+    def offerable(self) -> StaticEntryQuerySet:
+        """Present (or manual) and not hidden, or listed statically: the candidates ``is_offered`` decides on."""
+        return self.filter(hidden=False).filter(Q(missing_since__isnull=True) | Q(static_entry=True))
+
+
 class Discovered(models.Model):
     """Columns shared by everything the sync finds."""
 
@@ -83,6 +89,58 @@ class Discovered(models.Model):
     def is_missing(self) -> bool:
         return self.missing_since is not None
 
+    @property
+    def is_offered(self) -> bool:
+        """Whether the spawn form may offer it (and /prespawn accept it), before anyone's access."""
+        return self.missing_since is None and not self.hidden
+
+
+class StaticEntry(Discovered):
+    """An HDFS instance or graph the original's static file (hdfs.yaml / graphs.yaml) may list.
+
+    As in the original, a listed entry whose id the cluster shows only restricts
+    that instance (through an access rule); while the cluster does not show it,
+    the entry itself is offered with its static URL. import_config writes these.
+    """
+
+    static_entry = models.BooleanField(
+        default=False,
+        help_text="Listed in the original's static file: offered from the static values while the cluster "
+        "does not show it.",
+    )
+    static_url = models.CharField(max_length=500, blank=True, help_text="The static file's URL")
+
+    # django-stubs reads the base's manager as a class variable; Django itself allows the override.
+    objects = StaticEntryQuerySet.as_manager()  # type: ignore[misc]
+
+    class Meta(Discovered.Meta):
+        abstract = True
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.source == Source.DISCOVERED and self.missing_since is None
+
+    @property
+    def uses_static_entry(self) -> bool:
+        """Offered as the static file's entry, because the cluster does not show the instance."""
+        return self.static_entry and self.source == Source.DISCOVERED and not self.in_cluster
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def available(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def is_offered(self) -> bool:
+        if self.hidden:
+            return False
+        if not self.uses_static_entry and self.missing_since is not None:
+            return False
+        return self.available
+
 
 class Namespace(models.Model):
     """A Kubernetes namespace that exists (or existed) in the cluster."""
@@ -103,7 +161,7 @@ class Namespace(models.Model):
         return self.name
 
 
-class HdfsInstance(Discovered):
+class HdfsInstance(StaticEntry):
     """An HDFS deployment: a namenode Service, or an operator's manual entry."""
 
     observed_url = models.CharField(
@@ -120,16 +178,19 @@ class HdfsInstance(Discovered):
 
     @property
     def url(self) -> str:
+        if self.uses_static_entry:
+            return self.static_url
         return self.url_override or self.observed_url
 
     def clean(self) -> None:
         if self.source == Source.MANUAL and not self.url_override:
             raise ValidationError({"url_override": "A manual HDFS instance needs a URL."})
-        if self.url_override and not self.url_override.startswith(("hdfs://", "viewfs://")):
-            raise ValidationError({"url_override": "The URL must start with hdfs:// or viewfs://."})
+        for field in ("url_override", "static_url"):
+            if getattr(self, field) and not getattr(self, field).startswith(("hdfs://", "viewfs://")):
+                raise ValidationError({field: "The URL must start with hdfs:// or viewfs://."})
 
 
-class GafferGraph(Discovered):
+class GafferGraph(StaticEntry):
     """A Gaffer graph: REST API Service plus config/schema ConfigMaps and a store Secret."""
 
     observed_url = models.CharField(
@@ -144,6 +205,7 @@ class GafferGraph(Discovered):
     schema_files = models.JSONField(default=dict, blank=True)
     # Only the Secret's name: its contents are credentials and never stored here.
     store_secret = models.CharField(max_length=253, blank=True)
+    static_description = models.TextField(blank=True, help_text="graphConfig.description of the static file")
 
     OBSERVED_FIELDS = (
         *Discovered.OBSERVED_FIELDS,
@@ -162,24 +224,42 @@ class GafferGraph(Discovered):
 
     @property
     def url(self) -> str:
+        if self.uses_static_entry:
+            return self.static_url
         return self.url_override or self.observed_url
 
     @property
+    def in_cluster(self) -> bool:
+        """The original counted a graph as discovered once its store-properties Secret existed."""
+        return super().in_cluster and bool(self.store_secret)
+
+    @property
     def summary(self) -> str:
+        if self.uses_static_entry:
+            return self.description or self.static_description
         return self.description or self.observed_description
 
     @property
     def available(self) -> bool:
-        """The original offered a graph once its store-properties Secret existed."""
+        if self.uses_static_entry:
+            # The original offered a static graph even with restApi null.
+            return True
         if self.source == Source.MANUAL:
             return bool(self.url)
-        return bool(self.store_secret) and bool(self.url)
+        return self.in_cluster
+
+    def mounted_files(self) -> tuple[str, str, str]:
+        """(graph config ConfigMap, schema ConfigMap, store Secret) to mount; none for a static entry."""
+        if self.uses_static_entry:
+            return ("", "", "")
+        return (self.graph_config_map, self.schema_config_map, self.store_secret)
 
     def clean(self) -> None:
         if self.source == Source.MANUAL and not self.url_override:
             raise ValidationError({"url_override": "A manual Gaffer graph needs a REST API URL."})
-        if self.url_override and not self.url_override.startswith(("http://", "https://")):
-            raise ValidationError({"url_override": "The URL must start with http:// or https://."})
+        for field in ("url_override", "static_url"):
+            if getattr(self, field) and not getattr(self, field).startswith(("http://", "https://")):
+                raise ValidationError({field: "The URL must start with http:// or https://."})
 
 
 class ServiceAccount(Discovered):

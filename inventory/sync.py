@@ -144,19 +144,23 @@ def desired_gaffer(state: ClusterState) -> Desired:
     for obj in sorted(state.of(Kind.CONFIG_MAP), key=lambda o: o.ref):
         configs[(_instance_key(obj), obj.labels.get(COMPONENT_LABEL, ""))] = obj
     secrets = {_instance_key(obj): obj for obj in sorted(state.of(Kind.SECRET), key=lambda o: o.ref)}
+    apis = {
+        _instance_key(obj): obj for obj in sorted(state.of(Kind.SERVICE), key=lambda o: o.ref) if obj.is_gaffer_api()
+    }
     desired: Desired = {}
-    for obj in sorted(state.of(Kind.SERVICE), key=lambda o: o.ref):
-        if not obj.is_gaffer_api():
-            continue
-        key = _instance_key(obj)
+    # The original offered a graph once its store-properties Secret existed, with or
+    # without a REST API Service; a Service alone gives a row that is not yet offered.
+    for key in sorted(apis.keys() | secrets.keys()):
+        api = apis.get(key)
         graph_config = configs.get((key, "graph-config"))
         schema = configs.get((key, "schema"))
         secret = secrets.get(key)
+        obj = api or secrets[key]
         desired[key] = {
             **_common(obj, obj.labels.get(INSTANCE_LABEL) or obj.name),
-            "observed_url": _service_url("http", obj, "http", "/rest"),
+            "observed_url": _service_url("http", api, "http", "/rest") if api else "",
             "observed_description": _graph_description(graph_config),
-            "api_service": obj.name,
+            "api_service": api.name if api else "",
             "graph_config_map": graph_config.name if graph_config else "",
             "graph_config_files": dict(graph_config.data) if graph_config else {},
             "schema_config_map": schema.name if schema else "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,11 @@ def _api_client_for(kubeconfig: str | None) -> client.ApiClient:
     configuration.connection_pool_maxsize = 16
     configuration.retries = False
     return client.ApiClient(configuration)
+
+
+def cluster_configured() -> bool:
+    """Whether there is a cluster to talk to: a kubeconfig, or the in-cluster service account's environment."""
+    return bool(settings.KUBECONFIG) or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 def api_client() -> client.ApiClient:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from kube.client import KubeError, KubeNotFound, api_client, request_timeout, translate
 from kube.concurrent import run_all, run_settled
@@ -93,15 +94,30 @@ class PodInfo:
 @dataclass(frozen=True)
 class _KindApi:
     api: Callable[[client.ApiClient], Any]
-    suffix: str  # the typed client's method suffix: patch_namespaced_<suffix>, …
+    suffix: str  # the typed client's method suffix: read_namespaced_<suffix>, …
     list_all: str
+    path: str  # one object's URL, for apply (see _apply_request)
 
 
 _KIND_APIS: dict[str, _KindApi] = {
-    CONFIG_MAP: _KindApi(client.CoreV1Api, "config_map", "list_config_map_for_all_namespaces"),
-    SECRET: _KindApi(client.CoreV1Api, "secret", "list_secret_for_all_namespaces"),
-    SERVICE: _KindApi(client.CoreV1Api, "service", "list_service_for_all_namespaces"),
-    INGRESS: _KindApi(client.NetworkingV1Api, "ingress", "list_ingress_for_all_namespaces"),
+    CONFIG_MAP: _KindApi(
+        client.CoreV1Api,
+        "config_map",
+        "list_config_map_for_all_namespaces",
+        "/api/v1/namespaces/{namespace}/configmaps/{name}",
+    ),
+    SECRET: _KindApi(
+        client.CoreV1Api, "secret", "list_secret_for_all_namespaces", "/api/v1/namespaces/{namespace}/secrets/{name}"
+    ),
+    SERVICE: _KindApi(
+        client.CoreV1Api, "service", "list_service_for_all_namespaces", "/api/v1/namespaces/{namespace}/services/{name}"
+    ),
+    INGRESS: _KindApi(
+        client.NetworkingV1Api,
+        "ingress",
+        "list_ingress_for_all_namespaces",
+        "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}",
+    ),
 }
 
 
@@ -122,26 +138,58 @@ def ref_of(manifest: Mapping[str, Any]) -> ObjectRef:
     return ObjectRef(kind=manifest["kind"], namespace=metadata["namespace"], name=metadata["name"])
 
 
-def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
-    """Create or update one object with server-side apply under our field manager."""
+def _apply_body(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest as UTF-8 JSON, which is also YAML, the apply content type.
+
+    The typed client would ``json.dumps`` it with every character outside the BMP
+    (an emoji in a username or a Gaffer schema) escaped as a surrogate pair,
+    ``"\\ud83d\\ude00"``, which the apiserver's YAML parser refuses ("found invalid
+    Unicode character escape code"); raw UTF-8 it reads as it is.
+    """
+    return json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _apply_request(ref: ObjectRef, body: bytes, *, dry_run: bool) -> tuple[int, Any]:
+    """One server-side apply PATCH; (HTTP status, the object as the apiserver returned it).
+
+    Through the client's request layer rather than its typed method, which accepts only
+    a dict body and serializes it itself (see ``_apply_body``).
+    """
+    spec, _ = _kind_api(ref.kind)
+    api = api_client()
+    request = api.param_serialize(
+        method="PATCH",
+        resource_path=spec.path,
+        path_params={"namespace": ref.namespace, "name": ref.name},
+        query_params=[
+            ("fieldManager", settings.KUBE_FIELD_MANAGER),
+            ("force", True),
+            *([("dryRun", "All")] if dry_run else []),
+        ],
+        header_params={"Content-Type": _APPLY_CONTENT_TYPE, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*request, _request_timeout=request_timeout())
+    response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return response.status, _json(response)
+
+
+def apply_object(manifest: Mapping[str, Any], *, dry_run: bool = False) -> AppliedObject:
+    """Create or update one object with server-side apply under our field manager.
+
+    ``dry_run`` asks the apiserver to run everything but the write (``dryRun=All``):
+    admission, schema and name checks answer as for a real apply, and nothing is stored.
+    """
     ref = ref_of(manifest)
-    spec, api = _kind_api(ref.kind)
-    patch = getattr(api, f"patch_namespaced_{spec.suffix}")
+    body = _apply_body(manifest)
     attempts = 0
     while True:
         attempts += 1
         try:
-            response = patch(
-                ref.name,
-                ref.namespace,
-                dict(manifest),
-                field_manager=settings.KUBE_FIELD_MANAGER,
-                force=True,
-                _content_type=_APPLY_CONTENT_TYPE,
-                _preload_content=False,
-                _request_timeout=request_timeout(),
-            )
-            body = _json(response)
+            status, applied = _apply_request(ref, body, dry_run=dry_run)
         except Exception as exc:
             error = translate(exc, f"applying {ref.kind} {ref.namespace}/{ref.name}")
             # With force=True there are no field-ownership conflicts: a 409 means another
@@ -150,7 +198,7 @@ def apply_object(manifest: Mapping[str, Any]) -> AppliedObject:
             if error.status == 409 and attempts < _APPLY_ATTEMPTS:
                 continue
             raise error from exc
-        return AppliedObject(ref=ref, created=response.status == 201, body=body)
+        return AppliedObject(ref=ref, created=status == 201, body=applied)
 
 
 def apply_objects(manifests: Sequence[Mapping[str, Any]]) -> ApplyOutcome:

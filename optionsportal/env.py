@@ -62,3 +62,19 @@ def envsecret(name: str, default: str | None = None) -> str | None:
     if value is None:
         return default
     return value
+
+
+# Values copied from an example rather than generated: deploy/secret.example.yaml's
+# "change-me-…", and the development key settings falls back to with DEBUG on.
+_PLACEHOLDER_MARKS = ("change-me", "changeme", "replace-me", "insecure-development-key")
+
+
+def require_real_secret(name: str, value: str | None) -> None:
+    """Refuse an empty or placeholder secret, naming it (the error stops the process at start)."""
+    if not value or not value.strip():
+        raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set when DEBUG is off")
+    lowered = value.lower()
+    if any(mark in lowered for mark in _PLACEHOLDER_MARKS):
+        raise ImproperlyConfigured(
+            f"{name} is a placeholder copied from an example; set a long random value (openssl rand -hex 32)"
+        )

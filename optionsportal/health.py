@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.db.utils import Error as DatabaseError
 from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -21,7 +24,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
+        # The driver's message names hosts, users and files: for the logs, not for an
+        # unauthenticated caller.
+        logger.warning("readiness: the database is unavailable: %s", exc)
+        return JsonResponse({"status": "unavailable", "database": "unavailable"}, status=503)
     body: dict[str, object] = {"status": "ok", "database": "ok"}
     if request.GET.get("sync"):
         fresh, detail = sync_freshness()

@@ -10,9 +10,8 @@ import logging
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
-from optionsportal.env import envbool, envfloat, envint, envlist, envsecret
+from optionsportal.env import envbool, envfloat, envint, envlist, envsecret, require_real_secret
 from optionsportal.logs import install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,9 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = envbool("DEBUG", False)
 
 SECRET_KEY = envsecret("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off")
+if not DEBUG:
+    require_real_secret("SECRET_KEY", SECRET_KEY)
+elif not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 - only ever used with DEBUG on
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
@@ -145,6 +144,10 @@ OPTIONS_PORTAL_HUB_TOKEN = envsecret("OPTIONS_PORTAL_HUB_TOKEN")
 # Lets a hub that still runs the original token-less config call us, for a
 # migration period only.
 OPTIONS_PORTAL_ALLOW_ANONYMOUS_HUB = envbool("OPTIONS_PORTAL_ALLOW_ANONYMOUS_HUB", False)
+# Every process (web, sync, migrate) checks it, so a deployment that forgot its
+# Secret fails at once and says so instead of serving with a published token.
+if not DEBUG and (OPTIONS_PORTAL_HUB_TOKEN or not OPTIONS_PORTAL_ALLOW_ANONYMOUS_HUB):
+    require_real_secret("OPTIONS_PORTAL_HUB_TOKEN", OPTIONS_PORTAL_HUB_TOKEN)
 
 # Kubernetes: KUBECONFIG (file) or, when unset, the in-cluster service account.
 KUBECONFIG = envsecret("KUBECONFIG")

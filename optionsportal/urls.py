@@ -9,6 +9,8 @@ from spawning.preview import spawn_form_preview
 admin.site.site_header = "Options Portal"
 admin.site.site_title = "Options Portal"
 admin.site.index_title = "Notebook configuration"
+# The portal has no public site: "View site" opens the spawn form preview instead of a 404.
+admin.site.site_url = "/admin/preview/"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

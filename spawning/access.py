@@ -8,12 +8,15 @@ accepted), so that the two can never disagree:
 - A NamespaceOption's own ``users``/``groups`` lists (the original's per-user
   lists) grant it too: with neither those lists nor a rule naming it, it is
   open to everyone; otherwise the user must be in its lists or match a rule
-  naming it. Only namespaces that exist in the inventory are offered.
+  naming it. Only namespaces that exist in the inventory are offered (all of
+  them while the inventory knows no namespace at all, as the original did).
 - Service accounts also obey their ``hub.jupyter.org/users`` annotation
   (``observed_users``; empty means everyone) and must live in one of the user's
   namespaces. Volumes must be the user's own and in one of their namespaces.
 - Hidden or missing items are never offered nor accepted; graphs only once
-  available (their store Secret exists).
+  available (their store Secret exists). An HDFS instance or graph listed in
+  the original's static files is offered as that entry while the cluster does
+  not show it (see inventory.models.StaticEntry).
 - Resource ceilings: the most generous ceiling among the user's matching rules
   that set one; none set means the presets' bounds alone.
 
@@ -23,7 +26,7 @@ Every selector here runs a fixed number of queries, whatever the inventory size.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -144,15 +147,15 @@ def may_use_namespace_option(access: UserAccess, option: NamespaceOption) -> boo
 
 
 def _offerable(item: HdfsInstance | GafferGraph | ServiceAccount | NotebookVolume) -> bool:
-    return item.missing_since is None and not item.hidden
+    return item.is_offered
 
 
 def may_use_hdfs(access: UserAccess, instance: HdfsInstance) -> bool:
-    return _offerable(instance) and bool(instance.url) and access.allows("hdfs_instances", instance.pk)
+    return instance.is_offered and access.allows("hdfs_instances", instance.pk)
 
 
 def may_use_graph(access: UserAccess, graph: GafferGraph) -> bool:
-    return _offerable(graph) and graph.available and access.allows("gaffer_graphs", graph.pk)
+    return graph.is_offered and access.allows("gaffer_graphs", graph.pk)
 
 
 def may_use_service_account(access: UserAccess, account: ServiceAccount, *, namespaces: Iterable[str]) -> bool:
@@ -188,16 +191,23 @@ class NamespaceChoice:
 
 
 def namespace_choices(
-    *, access: UserAccess, options: Iterable[NamespaceOption], present: Container[str]
+    *, access: UserAccess, options: Iterable[NamespaceOption], present: Collection[str]
 ) -> list[NamespaceChoice]:
-    """Namespaces the user may use, in the operators' order, only those that exist (are in ``present``)."""
+    """Namespaces the user may use, in the operators' order, only those that exist (are in ``present``).
+
+    As in the original, an empty ``present`` (the namespace list never read) drops none.
+    """
     resolved: dict[str, str] = {}
     for option in options:
         if not may_use_namespace_option(access, option):
             continue
         name = namespace_for_pattern(option.pattern, username=access.username)
         resolved.setdefault(name, option.description)
-    return [NamespaceChoice(name=name, description=desc) for name, desc in resolved.items() if name in present]
+    return [
+        NamespaceChoice(name=name, description=desc)
+        for name, desc in resolved.items()
+        if not present or name in present
+    ]
 
 
 @dataclass(frozen=True)

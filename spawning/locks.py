@@ -10,11 +10,14 @@ start, one machine) a process-local lock does.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DatabaseError, connection
+
+logger = logging.getLogger(__name__)
 
 _local_locks: dict[int, threading.Lock] = {}
 _local_guard = threading.Lock()
@@ -36,8 +39,14 @@ def server_lock(*, username: str, server_name: str) -> Iterator[None]:
         try:
             yield
         finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SERVER_LOCK_CLASS, key])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SERVER_LOCK_CLASS, key])
+            except DatabaseError as exc:
+                # The lock lives in the session: closing it frees the lock, and a failure here
+                # must not turn a spawn that was applied (and recorded) into an error.
+                logger.warning("could not unlock the server lock; closing the connection: %s", exc)
+                connection.close()
         return
     with _local_guard:
         lock = _local_locks.setdefault(key, threading.Lock())

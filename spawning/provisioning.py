@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from kube.client import KubeError
-from kube.concurrent import run_all_pair, run_settled_pair, values
+from kube.client import KubeError, cluster_configured
+from kube.concurrent import run_all, run_all_pair, run_settled_pair, values
 from kube.provision import (
+    CONFIG_MAP,
     KINDS,
+    SECRET,
     AppliedObject,
     ConfigSource,
     LabelledObject,
@@ -33,6 +35,7 @@ from kube.provision import (
     delete_objects,
     list_kind,
     read_config_source,
+    read_config_sources,
     ref_of,
 )
 from spawning import offers
@@ -49,6 +52,7 @@ from spawning.plan import SpawnPlan
 from spawning.replies import PrespawnReply, ReplyBuilder
 
 __all__ = [
+    "DryRunResult",
     "ObjectRef",
     "ProvisionResult",
     "build_reply",
@@ -56,6 +60,7 @@ __all__ = [
     "plan_objects",
     "plan_reply",
     "provision",
+    "provision_dry_run",
     "spark_properties",
     "spark_ui_ingress_name",
 ]
@@ -69,6 +74,15 @@ class ProvisionResult:
 
     reply: PrespawnReply
     objects: list[ObjectRef]
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What /prespawn would answer and apply; ``checked_by`` is ``"server"`` when the apiserver saw it."""
+
+    reply: PrespawnReply
+    manifests: list[dict[str, Any]]
+    checked_by: str
 
 
 # --- Pure builders -----------------------------------------------------------
@@ -117,6 +131,11 @@ def plan_reply(plan: SpawnPlan) -> dict[str, Any]:
 # --- Applying ----------------------------------------------------------------
 
 
+def _source_refs(plan: SpawnPlan) -> list[ObjectRef]:
+    """What the kinds must read before their manifests can be built (a graph's files to copy)."""
+    return [ref for kind in offers.KINDS for ref in kind.source_refs(plan)]
+
+
 def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> ProvisionResult:
     """Apply everything the plan needs; raise a KubeError (the view answers 503) if any apply fails.
 
@@ -146,7 +165,7 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> Provisi
 
     sources: dict[ObjectRef, ConfigSource] = {}
     existing: list[LabelledObject] = []
-    source_refs = [ref for kind in offers.KINDS for ref in kind.source_refs(plan)]
+    source_refs = _source_refs(plan)
     if source_refs:
         # The manifests need the files first; the listing rides along in the same round trip.
         read, listed = run_all_pair([partial(read_config_source, ref) for ref in source_refs], listings)
@@ -168,6 +187,47 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> Provisi
     refs = [ref_of(manifest) for manifest in manifests]
     _prune(plan, existing, keep=set(refs), previous=previous)
     return ProvisionResult(reply=build_reply(plan), objects=refs)
+
+
+REDACTED = "(redacted)"
+
+
+def _redacted(manifest: dict[str, Any]) -> dict[str, Any]:
+    # A Gaffer store Secret holds credentials: whoever looks at a dry run sees that
+    # it would be copied and under which keys, not what it holds.
+    if manifest["kind"] != SECRET:
+        return manifest
+    return {**manifest, "data": dict.fromkeys(manifest.get("data") or {}, REDACTED)}
+
+
+def provision_dry_run(plan: SpawnPlan, *, stored_files: Mapping[str, Mapping[str, str]] | None = None) -> DryRunResult:
+    """What ``provision`` would apply and reply, making and deleting nothing.
+
+    With a cluster configured, every manifest goes through the apiserver's
+    server-side dry run (``dryRun=All`` on the same apply patch), so admission,
+    schema and name errors show as they would on a real spawn; the Gaffer files
+    to copy are read as ``provision`` reads them. With no cluster the manifests
+    are only built (``checked_by`` ``"local"``), copying the graph's files from
+    ``stored_files`` (ConfigMap name → files, as the sync recorded them). Secret
+    values are redacted either way.
+    """
+    if cluster_configured():
+        sources = {source.ref: source for source in read_config_sources(_source_refs(plan))}
+        manifests = plan_objects(plan, gaffer_sources=sources)
+        run_all([partial(apply_object, manifest, dry_run=True) for manifest in manifests])
+        checked_by = "server"
+    else:
+        files = stored_files or {}
+        # The sync never stores a Secret's contents, so a local dry run cannot name its keys.
+        sources = {
+            ref: ConfigSource(ref=ref, data=dict(files.get(ref.name) or {}) if ref.kind == CONFIG_MAP else {})
+            for ref in _source_refs(plan)
+        }
+        manifests = plan_objects(plan, gaffer_sources=sources)
+        checked_by = "local"
+    return DryRunResult(
+        reply=build_reply(plan), manifests=[_redacted(manifest) for manifest in manifests], checked_by=checked_by
+    )
 
 
 def _undo(created: Sequence[ObjectRef]) -> None:

@@ -64,6 +64,9 @@ class PrespawnReply:
     serviceAccount: str | None = None
     pvc_name: str | None = None
     kubespawner_override: Mapping[str, Any] | None = None
+    # Only for a dry run: the manifests a real call would apply, and who checked them.
+    objects: list[dict[str, Any]] | None = None
+    dry_run: str | None = None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ def request_state(*, username: str, server_name: str) -> RequestState:
     Plain SQL because this runs on every /options call: compiling three ORM
     queries cost more than running them. The same filters as
     ``inventory.freshness.inventory_freshness``, judged by the same rule, and a
-    separate read of the remembered choices.
+    separate read of the remembered choices. Without the ORM's converters each
+    value comes back as the driver gives it, which differs between PostgreSQL
+    and SQLite; the suite runs on both.
     """
     generation_table = InventoryGeneration._meta.db_table
     rounds = SyncRound._meta.db_table

@@ -12,6 +12,8 @@ from spawning.replies import PrespawnReply
 
 # Longest value a form field may carry: well above any id (namespace:name is at most 317).
 MAX_OPTION_LENGTH = 1000
+# As many fields as Django lets a form-encoded body carry (DATA_UPLOAD_MAX_NUMBER_FIELDS); the form has a dozen.
+MAX_OPTIONS = 1000
 
 
 def _has_control(text: str) -> bool:
@@ -36,6 +38,7 @@ def _encodable(value: Any) -> bool:
 @extend_schema_field(
     {
         "type": "object",
+        "maxProperties": MAX_OPTIONS,
         "additionalProperties": {
             "oneOf": [
                 {"type": "string", "maxLength": MAX_OPTION_LENGTH},
@@ -59,9 +62,12 @@ class UserOptionsField(serializers.DictField):
         "too_long": "'{name}' is longer than {max} characters.",
         "control": "'{name}' must not contain control characters.",
         "bad_key": "A form field name must be 1 to 100 printable characters.",
+        "too_many": "The form has more than {max} fields.",
     }
 
     def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, dict) and len(data) > MAX_OPTIONS:
+            self.fail("too_many", max=MAX_OPTIONS)
         raw = super().to_internal_value(data)
         cleaned: dict[str, str] = {}
         for key, value in raw.items():
@@ -137,6 +143,15 @@ class PrespawnInputSerializer(IdentitySerializer):
         help_text=(
             "1: only the original server's reply keys. 2: also `image` and `kubespawner_override`, "
             "for a hub that applies them (the spawner in hub/)."
+        ),
+    )
+    dry_run = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Validate and answer with the reply plus `objects`, the manifests a real call would apply; "
+            "nothing is created and no spawn is recorded. With a cluster configured the apiserver checks "
+            "every manifest (server-side dry run)."
         ),
     )
 
@@ -216,6 +231,19 @@ class PrespawnOutputSerializer(_Omitting):
     kubespawner_override = serializers.DictField(
         required=False, help_text="Only with reply_version 2: the profile's extra KubeSpawner traits."
     )
+    objects = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="Only for a dry run: the manifests a real call would apply (Secret values redacted).",
+    )
+    dry_run = serializers.ChoiceField(
+        choices=["server", "local"],
+        required=False,
+        help_text=(
+            "Only for a dry run: `server` when the apiserver checked every manifest (server-side dry run), "
+            "`local` when no cluster is configured and the manifests were only built."
+        ),
+    )
 
 
 class PrespawnOutputV1Serializer(PrespawnOutputSerializer):
@@ -255,6 +283,8 @@ class ErrorSerializer(serializers.Serializer):
     # DRF's metaclass moves declared fields off the class, so this does not shadow
     # Serializer.fields at run time; the stubs cannot see that.
     fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Every refused field and its reasons; a nested field's path is joined with dots (`groups.1`).",
     )
     detail = serializers.CharField(required=False)

@@ -10,14 +10,16 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
+from inventory.models import GafferGraph
 from kube.client import KubeError
 from spawning import cleanup, provisioning
 from spawning.access import UserAccess
@@ -32,6 +34,10 @@ from spawning.serializers import prespawn_output
 from spawning.snapshot import InventorySnapshot, current_snapshot
 
 logger = logging.getLogger(__name__)
+
+STORED_FIELDS = 50
+STORED_VALUE_LENGTH = 200
+OMITTED_KEY = "…"
 
 
 @dataclass(frozen=True)
@@ -142,10 +148,40 @@ def _validated(
 
 
 def _finish(record: SpawnRecord, result: str, *, started: float, message: str = "") -> None:
+    """Save how the call ended. Never raises: by now the answer is decided, and for a spawn
+    whose objects were applied a lost record must not turn success into failure."""
     record.result = result
     record.message = message
     record.duration_ms = _elapsed_ms(started)
-    record.save()
+    for attempt in (1, 2):
+        try:
+            record.save()
+            return
+        except DatabaseError as exc:
+            # A connection killed since the last query: once more on a fresh one, where
+            # closing it is allowed (outside a transaction).
+            if attempt == 1 and isinstance(exc, OperationalError | InterfaceError) and not connection.in_atomic_block:
+                connection.close()
+                continue
+            # An error when the cluster was changed and nothing says so; a refusal or failure changed nothing.
+            done = result in (SpawnRecord.Result.PROVISIONED, SpawnRecord.Result.STOPPED)
+            logger.log(
+                logging.ERROR if done else logging.WARNING,
+                "the %s record of %s/%s could not be saved: %s",
+                result,
+                record.username,
+                record.server_name,
+                exc,
+            )
+            return
+
+
+def _stored_input(user_options: Mapping[str, str]) -> dict[str, str]:
+    """What a record keeps of the submitted form: enough to see what was asked, never megabytes."""
+    stored = {key: value[:STORED_VALUE_LENGTH] for key, value in list(user_options.items())[:STORED_FIELDS]}
+    if len(user_options) > STORED_FIELDS:
+        stored[OMITTED_KEY] = f"{len(user_options) - STORED_FIELDS} more fields not stored"
+    return stored
 
 
 def _elapsed_ms(started: float) -> int:
@@ -197,7 +233,7 @@ def prespawn_provision(
         pod_name=pod_name,
         groups=list(groups),
         profile=(profile or _option(user_options, "profile"))[:63],
-        choices=dict(user_options),
+        choices=_stored_input(user_options),
     )
     try:
         validated = _validated(
@@ -210,8 +246,8 @@ def prespawn_provision(
             groups=groups,
         )
     except ChoiceRefused as exc:
-        _finish(record, SpawnRecord.Result.REFUSED, started=started, message=exc.summary)
-        logger.info("prespawn refused", extra={"field": exc.field, "reason": exc.reason, "fields": exc.fields})
+        _finish(record, SpawnRecord.Result.REFUSED, started=started, message=exc.summary())
+        logger.info("prespawn refused", extra={"fields": sorted(exc.refusals), "reason": exc.summary()})
         raise
 
     plan = validated.plan
@@ -236,9 +272,13 @@ def prespawn_provision(
         logger.warning("prespawn for %s/%s failed in the cluster: %s", username, server_name, exc)
         raise
 
-    RememberedChoices.objects.update_or_create(
-        username=username, server_name=server_name, defaults={"choices": validated.choices}
-    )
+    try:
+        RememberedChoices.objects.update_or_create(
+            username=username, server_name=server_name, defaults={"choices": validated.choices}
+        )
+    except DatabaseError as exc:
+        # Only next time's preselection is lost; the notebook's objects are in place.
+        logger.error("the choices of %s/%s could not be remembered: %s", username, server_name, exc)
     logger.info(
         "prespawn provisioned",
         extra={
@@ -250,6 +290,51 @@ def prespawn_provision(
         },
     )
     return reply
+
+
+def _stored_gaffer_files(plan: SpawnPlan) -> dict[str, dict[str, str]]:
+    """The chosen graph's ConfigMap files as the sync recorded them (for a dry run with no cluster)."""
+    if plan.gaffer is None:
+        return {}
+    row = GafferGraph.objects.filter(key=plan.gaffer.id).values("graph_config_files", "schema_files").first()
+    if row is None:
+        return {}
+    return {
+        plan.gaffer.graph_config_map: dict(row["graph_config_files"] or {}),
+        plan.gaffer.schema_config_map: dict(row["schema_files"] or {}),
+    }
+
+
+def prespawn_dry_run(
+    *,
+    username: str,
+    server_name: str,
+    pod_name: str,
+    default_namespace: str,
+    profile: str,
+    user_options: Mapping[str, str],
+    groups: list[str] | tuple[str, ...] = (),
+    reply_version: int = 1,
+) -> dict[str, Any]:
+    """Validate as ``prespawn_provision`` does and say what it would do: the reply, plus ``objects``.
+
+    Nothing is created, pruned or remembered, and no spawn is recorded: a dry run
+    is a question, and the spawn records list what happened to notebooks.
+    ``dry_run`` in the answer says who checked the manifests: ``server`` (the
+    apiserver's server-side dry run) or ``local`` (no cluster configured).
+    """
+    plan = _validated(
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        default_namespace=default_namespace,
+        profile=profile,
+        user_options=user_options,
+        groups=groups,
+    ).plan
+    result = provisioning.provision_dry_run(plan, stored_files=_stored_gaffer_files(plan))
+    answer = replace(result.reply, objects=result.manifests, dry_run=result.checked_by)
+    return dict(json.loads(json.dumps(prespawn_output(answer, reply_version=reply_version), cls=DjangoJSONEncoder)))
 
 
 def poststop_clean(

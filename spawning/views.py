@@ -20,12 +20,20 @@ from spawning.serializers import (
     PrespawnInputSerializer,
     PrespawnOutputSerializer,
 )
-from spawning.services import poststop_clean, prespawn_provision
+from spawning.services import poststop_clean, prespawn_dry_run, prespawn_provision
 
 _ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="A missing field or a choice the user may not make"),
+    400: OpenApiResponse(
+        ErrorSerializer,
+        description=(
+            "Missing fields or choices the user may not make, every one named in `fields` (nested ones as "
+            "`groups.1`); or more than 1,000 form fields (`too_many_fields`)"
+        ),
+    ),
     401: OpenApiResponse(ErrorSerializer, description="No or a wrong hub token"),
+    413: OpenApiResponse(ErrorSerializer, description="The body is larger than the portal accepts (`too_large`)"),
 }
+_DATABASE_DOWN = "; or the portal's database is unavailable (`database_unavailable`)"
 
 
 class OptionsView(APIView):
@@ -33,7 +41,11 @@ class OptionsView(APIView):
 
     @extend_schema(
         request=OptionsInputSerializer,
-        responses={200: OptionsOutputSerializer, **_ERRORS},
+        responses={
+            200: OptionsOutputSerializer,
+            **_ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="The portal's database is unavailable; retrying is safe"),
+        },
         summary="Draw the spawn form",
         operation_id="options",
     )
@@ -63,7 +75,9 @@ class PrespawnView(APIView):
             502: OpenApiResponse(
                 ErrorSerializer, description="The cluster rejected the configuration; an operator must fix it"
             ),
-            503: OpenApiResponse(ErrorSerializer, description="The Kubernetes API failed; retrying is safe"),
+            503: OpenApiResponse(
+                ErrorSerializer, description="The Kubernetes API failed" + _DATABASE_DOWN + "; retrying is safe"
+            ),
         },
         summary="Validate and provision a spawn",
         operation_id="prespawn",
@@ -73,7 +87,8 @@ class PrespawnView(APIView):
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         bind_user(values["username"])
-        reply = prespawn_provision(
+        spawn = prespawn_dry_run if values["dry_run"] else prespawn_provision
+        reply = spawn(
             username=values["username"],
             server_name=values["server_name"],
             pod_name=values["pod_name"],
@@ -97,7 +112,9 @@ class PoststopView(APIView):
             502: OpenApiResponse(
                 ErrorSerializer, description="The cluster rejected the configuration; an operator must fix it"
             ),
-            503: OpenApiResponse(ErrorSerializer, description="The Kubernetes API failed; retrying is safe"),
+            503: OpenApiResponse(
+                ErrorSerializer, description="The Kubernetes API failed" + _DATABASE_DOWN + "; retrying is safe"
+            ),
         },
         summary="Clean up after a stopped notebook",
         operation_id="poststop",

@@ -11,12 +11,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from inventory.generation import current_inventory_generation
 from inventory.models import (
     Namespace,
     NamespaceOption,
     SyncRound,
 )
-from spawning.selectors import options_data
+from spawning.selectors import inventory_freshness, options_data, request_state
 from tests.hubapi import (
     TOKEN,
     fill_inventory,
@@ -297,3 +298,23 @@ def test_options_data_runs_the_same_number_of_queries_for_10_and_1000_of_each_ki
     assert len(large["service_accounts"]) == len(large["volumes"]) == 1000
     assert large_count == small_count
     assert small_count <= 20
+
+
+def test_request_state_reads_what_the_orm_reads(hub) -> None:
+    """The one plain-SQL read of /options gives the ORM's values on either database.
+
+    SQLite hands a raw DateTimeField back naive: once a round had completed, every
+    /options there was a 500 (naive minus aware).
+    """
+    finished = timezone.now() - timedelta(minutes=1)
+    SyncRound.objects.create(status=SyncRound.Status.COMPLETED, started_at=finished, finished_at=finished)
+    SyncRound.objects.create(kind=SyncRound.Kind.FULL, status=SyncRound.Status.FAILED, started_at=timezone.now())
+    make_profile("plain", default=True)
+    state = request_state(username="alice", server_name="")
+    assert state.freshness == inventory_freshness() == {"last_synced_at": finished.isoformat(), "stale": True}
+    assert state.generation == current_inventory_generation()
+    assert state.generation is not None
+
+    response = hub.post("/options", {"username": "alice", "server_name": ""}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["inventory"] == {"last_synced_at": finished.isoformat(), "stale": True}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +101,7 @@ def test_env_vars_are_ones_the_code_reads() -> None:
     configmap = next(d for d in _documents() if d["kind"] == "ConfigMap")
     for key in configmap["data"]:
         assert key in known, f"ConfigMap key {key} is read by no code"
-    secret = next(d for d in _documents() if d["kind"] == "Secret")
+    secret = yaml.safe_load((DEPLOY / "secret.example.yaml").read_text())
     for name, container in _containers():
         for env in container.get("env", []):
             var = env["name"]
@@ -123,3 +127,105 @@ def test_pods_run_as_the_portal_service_account_and_not_as_root() -> None:
     for name, spec in _pod_specs():
         assert spec["serviceAccountName"] == "options-portal", name
         assert spec["securityContext"]["runAsNonRoot"] is True, name
+
+
+def test_the_kustomize_base_ships_no_secret_values() -> None:
+    assert not [doc for doc in _documents() if doc["kind"] == "Secret"]
+    # Every container that reads the Secret still names one the operator makes.
+    for _name, spec in _pod_specs():
+        assert {"name": "secrets", "secret": {"secretName": "options-portal"}} in spec["volumes"]
+
+
+def _start_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("SECRET_KEY", "OPTIONS_PORTAL"))}
+    base.update(DEBUG="false", ALLOWED_HOSTS="portal.example.org", **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_outside_debug_the_example_secret_values_are_refused_by_name() -> None:
+    example = yaml.safe_load((DEPLOY / "secret.example.yaml").read_text())["stringData"]
+    real_key, real_token = "k" * 20 + "-0b9c7e1d5a", "t" * 20 + "-6f2e8a4c1b"
+
+    placeholder_key = _start_settings({"SECRET_KEY": example["secret-key"], "OPTIONS_PORTAL_HUB_TOKEN": real_token})
+    assert placeholder_key.returncode != 0
+    assert "SECRET_KEY is a placeholder" in placeholder_key.stderr
+
+    placeholder_token = _start_settings({"SECRET_KEY": real_key, "OPTIONS_PORTAL_HUB_TOKEN": example["hub-token"]})
+    assert placeholder_token.returncode != 0
+    assert "OPTIONS_PORTAL_HUB_TOKEN is a placeholder" in placeholder_token.stderr
+
+    no_token = _start_settings({"SECRET_KEY": real_key})
+    assert no_token.returncode != 0
+    assert "OPTIONS_PORTAL_HUB_TOKEN (or OPTIONS_PORTAL_HUB_TOKEN_FILE) must be set" in no_token.stderr
+
+    no_key = _start_settings({"OPTIONS_PORTAL_HUB_TOKEN": real_token})
+    assert no_key.returncode != 0
+    assert "SECRET_KEY (or SECRET_KEY_FILE) must be set" in no_key.stderr
+
+    started = _start_settings({"SECRET_KEY": real_key, "OPTIONS_PORTAL_HUB_TOKEN": real_token})
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "started"
+
+
+def _docker_ignored(path: str, patterns: list[str]) -> bool:
+    # Docker's rule: the last matching pattern wins; a pattern also covers what is below it.
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes) or (
+            pattern.startswith("**/") and any(fnmatch.fnmatchcase(part, pattern[3:]) for part in parts)
+        ):
+            ignored = not negate
+    return ignored
+
+
+def test_secrets_and_local_state_never_enter_the_image() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for path in (
+        "secrets/secret_key",
+        "secrets/hub_token",
+        "kubeconfig",
+        ".venv/bin/python",
+        ".hubtest/node_modules/x.js",
+        ".quickstart/hub_token",
+        ".test-kube/pki/ca.key",
+        "artifacts/shot.png",
+        "db.sqlite3",
+        "hub/optionsportal_hub.egg-info/PKG-INFO",
+        ".git/config",
+    ):
+        assert _docker_ignored(path, patterns), path
+    for path in (
+        "manage.py",
+        "spawning/views.py",
+        "templates/admin/index.html",
+        "requirements.txt",
+        "hub/pyproject.toml",
+    ):
+        assert not _docker_ignored(path, patterns), path
+    # The image build needs no secret: collectstatic runs on throwaway values.
+    assert "COPY --chown=portal:portal . ." in (ROOT / "Dockerfile").read_text()
+
+
+def test_compose_gives_the_sync_its_own_health_check() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    sync = compose["services"]["sync"]
+    test = sync["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "manage.py"]
+    assert test[3] == "sync_health" and test[3] in get_commands()
+    assert "8000" not in " ".join(test)
+    assert "createsuperuser" in (ROOT / "docker-compose.yml").read_text()

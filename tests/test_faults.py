@@ -297,6 +297,7 @@ def test_sync_resumes_by_itself_when_the_apiserver_is_back(private: PrivateClust
 # --- The database connection is lost -------------------------------------------------------------
 
 
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_requests_recover_after_the_database_connections_are_killed(kube, namespace: str, tmp_path: Path) -> None:
     offer_namespace(namespace)
@@ -340,6 +341,8 @@ def test_requests_recover_after_the_database_connections_are_killed(kube, namesp
 # --- A burst of retries --------------------------------------------------------------------------
 
 
+# Many workers at once on one server: PostgreSQL's advisory lock serialises them across processes.
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_50_prespawns_for_one_server_converges_to_one_set(
     kube, core_v1: k8s.CoreV1Api, make_namespace, tmp_path: Path

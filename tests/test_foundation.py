@@ -39,14 +39,18 @@ def test_env_readers_parse_and_reject(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.django_db
-def test_tests_run_on_postgresql_when_services_are_required() -> None:
+def test_tests_run_on_the_database_named_by_database_url() -> None:
+    """CI runs the suite on PostgreSQL and again on SQLite: never quietly on the built-in default."""
     if os.environ.get("OPTIONSPORTAL_REQUIRE_SERVICES") != "true":
         assert connection.vendor in {"postgresql", "sqlite"}
         return
-    assert connection.vendor == "postgresql", "the suite must run on PostgreSQL in CI (DATABASE_URL)"
+    url = os.environ.get("DATABASE_URL", "")
+    assert url, "DATABASE_URL must name the test database when services are required"
+    expected = "sqlite" if url.startswith("sqlite:") else "postgresql"
+    assert connection.vendor == expected
     with connection.cursor() as cursor:
-        cursor.execute("SELECT version()")
-        assert "PostgreSQL" in cursor.fetchone()[0]
+        cursor.execute("SELECT sqlite_version()" if expected == "sqlite" else "SELECT version()")
+        assert cursor.fetchone()[0]
 
 
 def test_healthz_answers(client) -> None:

@@ -16,7 +16,7 @@ from spawning.locks import SERVER_LOCK_CLASS, server_lock_key
 from tests.hubapi import TOKEN, make_hdfs, make_preset, make_profile, offer_namespace, our_objects, prespawn_body
 from tests.hubsupport import database_url, start_portal
 
-pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.kube, pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
 def test_sigterm_finishes_the_spawn_in_flight(kube, core_v1, namespace: str, tmp_path: Path) -> None:

@@ -63,8 +63,8 @@ def test_odd_numbers_are_refused_with_the_field_named(raw_value: str) -> None:
     response = hub_client().post("/prespawn", body, content_type="application/json")
     assert response.status_code == 400, response.content
     fields = response.json()["fields"]
-    # Named at the top for a number out of bounds; inside user_options for one JSON cannot carry.
-    assert "resources_cpu" in fields or "resources_cpu" in fields["user_options"], fields
+    # Named at the top for a number out of bounds; as user_options.resources_cpu for one JSON cannot carry.
+    assert "resources_cpu" in fields or "user_options.resources_cpu" in fields, fields
 
 
 @pytest.mark.django_db
@@ -141,6 +141,8 @@ def test_a_configuration_the_cluster_rejects_is_a_502_for_an_operator_not_a_retr
 
 
 @pytest.mark.kube
+# Across gunicorn workers only PostgreSQL's advisory lock serialises; SQLite's lock is per process.
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_overlapping_spawns_with_different_choices_leave_one_whole_set(
     kube, core_v1: k8s.CoreV1Api, make_namespace, tmp_path: Path

@@ -36,7 +36,8 @@ from inventory.models import (
 from spawning.models import SpawnRecord
 from tests.hubsupport import Hub, Process, database_url, login, start_hub, start_portal, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kube]
+# The portal and the hub run as processes of their own, on the test's PostgreSQL database.
+pytestmark = [pytest.mark.e2e, pytest.mark.kube, pytest.mark.postgresql]
 
 HUB_TOKEN = "hub-e2e-" + secrets.token_hex(8)
 IMAGE = "registry.example.org/notebooks/gaffer-pyspark:1.4"

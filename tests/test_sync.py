@@ -265,8 +265,10 @@ def test_delete_marks_missing_and_recreate_brings_back_operator_choices(
 
     core_v1.delete_namespaced_service_account("reader", namespace, _preload_content=False)
     delete_service(core_v1, namespace, "warehouse-namenode")
-    # A graph is gone once its API Service is, even with its ConfigMaps still there.
+    # As in the original, a graph lives as long as its store-properties Secret (or its API
+    # Service): gone once both are, even with its ConfigMaps still there.
     delete_service(core_v1, namespace, "roads-api")
+    core_v1.delete_namespaced_secret("roads-store-properties", namespace)
     sync_round, outcome = sync_full_round()
 
     assert sync_round.status == SyncRound.Status.COMPLETED
@@ -308,6 +310,20 @@ def test_delete_marks_missing_and_recreate_brings_back_operator_choices(
             "spec": {"ports": [{"name": "http", "port": 8080}]},
         },
     )
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {
+                "name": "roads-store-properties",
+                "labels": {
+                    "app.kubernetes.io/name": "gaffer",
+                    "app.kubernetes.io/component": "store-properties",
+                    "app.kubernetes.io/instance": "roads",
+                },
+            },
+            "stringData": {"store.properties": "gaffer.store.class=MapStore"},
+        },
+    )
     sync_round, outcome = sync_full_round()
 
     assert sync_round.returned >= 3
@@ -331,6 +347,7 @@ def test_delete_marks_missing_and_recreate_brings_back_operator_choices(
     assert graph.missing_since is None
     assert graph.description == "Our roads graph"
     assert graph.graph_config_map == "roads-graph-config"
+    assert graph.store_secret == "roads-store-properties"
 
 
 def test_manual_rows_are_never_touched(kube, core_v1: k8s.CoreV1Api, namespace: str) -> None:
@@ -475,6 +492,7 @@ def _sync_once(kube_cluster) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.postgresql  # the writer lock is PostgreSQL's; SQLite has one sync process
 @pytest.mark.django_db(transaction=True)
 def test_only_one_process_writes(kube, core_v1: k8s.CoreV1Api, namespace: str) -> None:
     assert connection.vendor == "postgresql"
@@ -529,6 +547,7 @@ class RunningSync:
         return code
 
 
+@pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_processes_one_writer(kube, core_v1: k8s.CoreV1Api, namespace: str) -> None:
     service_account(core_v1, namespace, "reader")
@@ -561,3 +580,22 @@ def test_two_concurrent_processes_one_writer(kube, core_v1: k8s.CoreV1Api, names
     assert SyncRound.objects.filter(kind=SyncRound.Kind.FULL).count() == 1
     assert ServiceAccount.objects.filter(key=f"{namespace}:reader").exists()
     assert all("stopping" in o for o in outputs)
+
+
+def test_a_store_secret_alone_makes_an_offered_graph(kube, core_v1: k8s.CoreV1Api, namespace: str) -> None:
+    """The original offered a graph once its store-properties Secret existed, REST API Service or not."""
+    labels = {"app.kubernetes.io/name": "gaffer", "app.kubernetes.io/instance": "bare"}
+    core_v1.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {
+                "name": "bare-store-properties",
+                "labels": {**labels, "app.kubernetes.io/component": "store-properties"},
+            },
+            "stringData": {"store.properties": "gaffer.store.class=MapStore"},
+        },
+    )
+    sync_full_round()
+    graph = GafferGraph.objects.get(key=f"{namespace}:bare")
+    assert (graph.name, graph.store_secret, graph.api_service, graph.url) == ("bare", "bare-store-properties", "", "")
+    assert graph.is_offered

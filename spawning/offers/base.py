@@ -148,7 +148,7 @@ class Validation:
         # The snapshot holds only offered items: a hidden or missing one is not found at all.
         item = items.get(key)
         # Hidden, missing, unavailable and unknown look the same: operators hide things for a reason.
-        if item is None or item.missing_since is not None or item.hidden or not getattr(item, "available", True):
+        if item is None or not item.is_offered:
             self.refuse(field_name, f"There is no {what} '{key[:320]}' available.")
             return None
         if not allowed(item):

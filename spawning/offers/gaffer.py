@@ -118,15 +118,16 @@ class GafferKind(InstanceKind):
         if graph is None:
             return
         loaded: Graphs = v.snapshot.kinds[self.name]
+        graph_config_map, schema_config_map, store_secret = graph.mounted_files()
         v.plan["gaffer"] = GafferChoice(
             id=graph.key,
             namespace=graph.namespace,
             # The snapshot leaves the labels out but keeps this one.
             instance=loaded.instance_labels.get(graph.pk) or graph.name,
             url=graph.url,
-            graph_config_map=graph.graph_config_map,
-            schema_config_map=graph.schema_config_map,
-            store_secret=graph.store_secret,
+            graph_config_map=graph_config_map,
+            schema_config_map=schema_config_map,
+            store_secret=store_secret,
         )
 
     def source_refs(self, plan: SpawnPlan) -> list[ObjectRef]:
@@ -157,7 +158,9 @@ class GafferKind(InstanceKind):
     def reply(self, plan: SpawnPlan, reply: ReplyBuilder) -> None:
         if plan.gaffer is None:
             return
-        reply.env["GAFFER_REST_API_URL"] = plan.gaffer.url
+        if plan.gaffer.url:
+            # A graph with no REST API (a static entry with restApi null) sets none, as in the original.
+            reply.env["GAFFER_REST_API_URL"] = plan.gaffer.url
         for mount in gaffer_mounts(plan):
             name = _mounted_name(plan, mount)
             source = {"secret": {"secretName": name}} if mount.kind == SECRET else {"configMap": {"name": name}}

@@ -10,17 +10,29 @@ from inventory.importer import ConfigImportError, config_import
 
 class Command(BaseCommand):
     help = (
-        "Import the original options server's YAML files (profiles.yaml, hdfs.yaml, graphs.yaml, "
-        "namespaces.yaml, spark-defaults.yaml) from DIR. All or nothing; running it twice changes nothing."
+        "Import the original options server's configuration: its conf/ folder DIR (namespaces.yaml, hdfs.yaml, "
+        "graphs.yaml, spark-defaults.yaml, profiles.yaml), or with --helm-values a gaffer-jhub or Zero to "
+        "JupyterHub values file. All or nothing; running it twice changes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("directory", metavar="DIR", type=Path, help="Folder holding the original's conf/ files")
+        parser.add_argument(
+            "directory", metavar="DIR", type=Path, nargs="?", help="Folder holding the original's conf/ files"
+        )
+        parser.add_argument(
+            "--helm-values",
+            metavar="FILE",
+            type=Path,
+            help="A Helm values file (e.g. from 'helm get values --all RELEASE') instead of DIR",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Check and report, then roll everything back")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        directory, helm_values = options["directory"], options["helm_values"]
+        if (directory is None) == (helm_values is None):
+            raise CommandError("Give either DIR or --helm-values FILE.")
         try:
-            report = config_import(directory=options["directory"], dry_run=options["dry_run"])
+            report = config_import(directory=directory, helm_values=helm_values, dry_run=options["dry_run"])
         except ConfigImportError as exc:
             raise CommandError(f"Nothing imported: {exc}") from exc
         for line in report.lines():
