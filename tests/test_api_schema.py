@@ -308,6 +308,12 @@ def test_real_replies_match_the_schema_with_closed_objects(kube, core_v1, namesp
         assert ({"image", "kubespawner_override"} <= set(sent)) is (version == 2)
         assert_matches_schema(schema, "/prespawn", reply)
 
+    body = {**prespawn_body(profile="full", namespace=namespace, **chosen), "reply_version": 2, "dry_run": True}
+    dry_run = hub.post("/prespawn", body, format="json")
+    assert dry_run.status_code == 200, dry_run.content
+    assert dry_run.json()["objects"] and dry_run.json()["dry_run"] == "server"
+    assert_matches_schema(schema, "/prespawn", dry_run)
+
     stopped = hub.post("/poststop", identity(), format="json")
     assert stopped.status_code == 200, stopped.content
     assert stopped.json()["deleted"]
@@ -326,7 +332,11 @@ def test_real_replies_match_the_schema_with_closed_objects(kube, core_v1, namesp
 def test_the_hub_package_reads_the_keys_the_schema_declares() -> None:
     components = _schema()["components"]["schemas"]
     prespawn = components["PrespawnOutput"]
-    assert tuple(prespawn["properties"]) == reply_keys.PRESPAWN_KEYS
+    # A dry run's answer adds what the hub never reads: the manifests and who checked them.
+    dry_run_only = ("objects", "dry_run")
+    assert tuple(key for key in prespawn["properties"] if key not in dry_run_only) == reply_keys.PRESPAWN_KEYS
+    assert set(dry_run_only) <= set(prespawn["properties"])
+    assert set(dry_run_only).isdisjoint(prespawn.get("required", []))
     # What reply_version 2 adds is declared, and optional: version 1 leaves it out.
     assert {reply_keys.IMAGE, reply_keys.KUBESPAWNER_OVERRIDE}.isdisjoint(prespawn.get("required", []))
     resources = prespawn["properties"][reply_keys.RESOURCES]
