@@ -86,12 +86,12 @@ def request_state(*, username: str, server_name: str) -> RequestState:
 
 def options_data(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> dict[str, Any]:
     """The /options data as sent (without the form's HTML), serialized through its output serializer."""
-    from spawning.serializers import OptionsDataSerializer
+    from spawning.serializers import options_output
 
     reply = options_reply(
         username=username, server_name=server_name, groups=groups, default_namespace=default_namespace
     )
-    return dict(OptionsDataSerializer(reply).data)
+    return options_output(reply)
 
 
 def options_reply(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> OptionsData:

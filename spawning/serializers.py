@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from spawning.offers import KINDS
-from spawning.replies import PrespawnReply
+from spawning.replies import OptionsData, PrespawnReply
 
 # Longest value a form field may carry: well above any id (namespace:name is at most 317).
 MAX_OPTION_LENGTH = 1000
@@ -258,10 +258,22 @@ class PrespawnOutputV1Serializer(PrespawnOutputSerializer):
     kubespawner_override = None  # type: ignore[assignment]
 
 
+# One instance of each, reused: a serializer deep-copies its declared fields every time one
+# is made, which for the nested /options data cost about 2 ms of a 6 ms request at the
+# bench's inventory (bench/portal_bench.py, in-process, 2026-12-01). ``to_representation``
+# only reads the fields, so one instance serves every request and thread.
+_OPTIONS_DATA = OptionsDataSerializer()
+_PRESPAWN_OUTPUT = {1: PrespawnOutputV1Serializer(), 2: PrespawnOutputSerializer()}
+
+
+def options_output(reply: OptionsData) -> dict[str, Any]:
+    """The /options data as sent (without the form's HTML)."""
+    return _OPTIONS_DATA.to_representation(reply)
+
+
 def prespawn_output(reply: PrespawnReply, *, reply_version: int) -> dict[str, Any]:
     """The reply as sent for the hub's ``reply_version``."""
-    serializer = PrespawnOutputSerializer if reply_version >= 2 else PrespawnOutputV1Serializer
-    return dict(serializer(reply).data)
+    return _PRESPAWN_OUTPUT[2 if reply_version >= 2 else 1].to_representation(reply)
 
 
 class _ObjectOut(serializers.Serializer):
