@@ -226,6 +226,10 @@ def limit_range_refusals(
 ) -> list[tuple[str, str]]:
     """(resource, reason) for each LimitRange rule a container (after defaults) breaks."""
     refusals: list[tuple[str, str]] = []
+    # The apiserver validates this after the LimitRanger: a default limit below the request fails the pod.
+    for name, request in sorted(requests.items()):
+        if name in limits and request > limits[name]:
+            refusals.append((name, f"request {request}m is above the limit {limits[name]}m"))
     for name, low in sorted(limits_of.min.items()):
         if requests.get(name, 0) < low:
             refusals.append((name, f"request {requests.get(name, 0)}m is below the minimum {low}m"))
