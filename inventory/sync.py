@@ -293,6 +293,10 @@ class Target(Generic[Tracked]):
     desired: Callable[[ClusterState], Desired]
     # For large kinds: the desired rows of just these keys, without building all of them.
     desired_of_keys: Callable[[ClusterState, set[str]], Desired] | None = None
+    # Whether the spawn form's snapshot is built from these rows. Capacity (nodes, pods,
+    # quotas) changes with every pod that starts or stops; bumping the generation for it
+    # would throw away every worker's form snapshot at the cluster's churn rate.
+    feeds_form: bool = True
 
     def desired_for(self, state: ClusterState, keys: set[str] | None) -> Desired:
         if keys is not None and self.desired_of_keys is not None:
@@ -318,10 +322,10 @@ TARGETS: tuple[Target[Any], ...] = (
     Target("gaffer", GafferGraph, "key", (Kind.SERVICE, Kind.CONFIG_MAP, Kind.SECRET), desired_gaffer),
     Target("service_accounts", ServiceAccount, "key", (Kind.SERVICE_ACCOUNT,), desired_service_accounts),
     Target("volumes", NotebookVolume, "key", (Kind.PVC,), desired_volumes),
-    Target("nodes", ClusterNode, "name", (Kind.NODE,), desired_nodes),
-    Target("pods", PodRequest, "pod", (Kind.POD,), desired_pods, desired_pods_of),
-    Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas),
-    Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges),
+    Target("nodes", ClusterNode, "name", (Kind.NODE,), desired_nodes, feeds_form=False),
+    Target("pods", PodRequest, "pod", (Kind.POD,), desired_pods, desired_pods_of, feeds_form=False),
+    Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas, feeds_form=False),
+    Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges, feeds_form=False),
 )
 
 
@@ -448,7 +452,7 @@ def reconcile(
         model.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
         model.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
-    if to_create or to_update:
+    if (to_create or to_update) and target.feeds_form:
         # Bulk writes send no signals: tell the form's readers here, in the writer's transaction.
         bump_inventory_generation()
 
@@ -486,8 +490,6 @@ def reconcile_pod_requests(
         PodRequest.objects.filter(pod__in=stale[start : start + 1000]).delete()
     if fresh:
         PodRequest.objects.bulk_create(fresh, batch_size=2000)
-    if stale or fresh:
-        bump_inventory_generation()
 
 
 def _reconcile_full(state: ClusterState, targets: Iterable[Target[Any]], now: datetime, outcome: Outcome) -> None:

@@ -320,3 +320,37 @@ def test_access_rules_grant_machine_types_with_a_gpu_ceiling_and_profiles_restri
     profile.machine_types.add(gpu)
     assert list(gpu.access_rules.all()) == [rule]
     assert list(gpu.profiles.all()) == [profile]
+
+
+@pytest.mark.django_db
+def test_capacity_changes_leave_the_form_snapshot_alone() -> None:
+    """Pods start and stop all day: only rows the spawn form is built from change the generation."""
+    from django.utils import timezone
+
+    from inventory.generation import current_inventory_generation
+    from inventory.sync import TARGETS, Outcome, reconcile
+
+    targets = {target.name: target for target in TARGETS}
+    now = timezone.now()
+    reconcile(
+        target=targets["namespaces"],
+        desired={"team-a": {"uid": "u1", "labels": {}}},
+        keys=None,
+        now=now,
+        outcome=Outcome(),
+    )
+    before = current_inventory_generation()
+
+    pod = {"node_name": "gpu-1", "requests": {"cpu": 500, "nvidia.com/gpu": 1000}}
+    reconcile(target=targets["pods"], desired={"team-a:nb": pod}, keys=None, now=now, outcome=Outcome())
+    reconcile(target=targets["pods"], desired={}, keys=None, now=now, outcome=Outcome())
+    assert current_inventory_generation() == before
+
+    reconcile(
+        target=targets["namespaces"],
+        desired={"team-b": {"uid": "u2", "labels": {}}},
+        keys=None,
+        now=now,
+        outcome=Outcome(),
+    )
+    assert current_inventory_generation() != before
