@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -19,10 +20,13 @@ from audit.models import ChangeEntry, ImportRun
 MAX_VALUE_CHARS = 500
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, field: Any = None) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
+    if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
+        # As the database holds it: a form's 8 and the stored 8.00 are one value.
+        text = f"{value:.{field.decimal_places}f}"
+    elif isinstance(value, str):
         text = value
     elif isinstance(value, dict | list):
         text = json.dumps(value, sort_keys=True, default=str)
@@ -47,7 +51,7 @@ def _diff(record: HistoricalChanges, previous: HistoricalChanges | None) -> list
         for field in record.tracked_fields:
             value = getattr(record, field.attname)
             if field.editable and not field.primary_key and value not in (None, "", [], {}):
-                changes.append({"field": field.name, "old": "", "new": _text(value)})
+                changes.append({"field": field.name, "old": "", "new": _text(value, field)})
         for m2m in record._history_m2m_fields:
             rows = list(getattr(record, m2m.name).values(get_m2m_reverse_field_name(m2m)))
             if rows:
@@ -60,7 +64,7 @@ def _diff(record: HistoricalChanges, previous: HistoricalChanges | None) -> list
         if field.many_to_many:
             old, new = _related_names(field, change.old), _related_names(field, change.new)
         else:
-            old, new = _text(change.old), _text(change.new)
+            old, new = _text(change.old, field), _text(change.new, field)
         changes.append({"field": change.field, "old": old, "new": new})
     return changes
 
