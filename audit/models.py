@@ -38,6 +38,8 @@ from inventory.models import (
 SYNC_BOOKKEEPING = ("first_seen", "last_seen", "missing_since")
 # Observed, but typed by the operator for a manual entry, and rarely changing otherwise.
 KEPT_OBSERVED = ("namespace", "name")
+# The reason of a record that only says how a row was before its first recorded change.
+BASELINE_REASON = "as it was before its first recorded change"
 
 
 class PortalHistoricalRecords(HistoricalRecords):
@@ -50,6 +52,24 @@ class PortalHistoricalRecords(HistoricalRecords):
         super().finalize(sender, **kwargs)
         if sender is self.cls:
             PortalHistoricalRecords.registered[sender] = self
+            models.signals.pre_save.connect(self.record_baseline, sender=sender, weak=False)
+
+    def record_baseline(self, instance: models.Model, raw: bool = False, **kwargs: Any) -> None:
+        """Before the first recorded change of a row that has no history, record it as it was.
+
+        Rows the sync created (in bulk) or that predate the history have none; without
+        this, their first change could not say what it changed from.
+        """
+        if raw or instance._state.adding or not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
+            return
+        if getattr(instance, self.manager_name).exists():
+            return
+        stored = type(instance)._default_manager.filter(pk=instance.pk).first()
+        if stored is None:
+            return
+        stored._change_reason = BASELINE_REASON  # type: ignore[attr-defined]
+        stored._history_user = None  # type: ignore[attr-defined]
+        super().create_historical_record(stored, "+")
 
     def create_historical_record(self, instance: models.Model, history_type: str, using: str | None = None) -> None:
         if history_type == "~" and self._unchanged(instance):

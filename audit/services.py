@@ -14,7 +14,7 @@ from simple_history.models import HistoricalChanges
 from simple_history.utils import get_m2m_reverse_field_name
 
 from audit.context import ImportContext, current_import
-from audit.models import ChangeEntry, ImportRun
+from audit.models import BASELINE_REASON, ChangeEntry, ImportRun
 
 # Long values (JSON overrides, descriptions) are cut in the global list; the object's history keeps them whole.
 MAX_VALUE_CHARS = 500
@@ -71,6 +71,8 @@ def _diff(record: HistoricalChanges, previous: HistoricalChanges | None) -> list
 
 def change_entry_record(*, record: HistoricalChanges) -> ChangeEntry | None:
     """The global list's entry for a historical record just written; None for a save that changed nothing."""
+    if record.history_change_reason == BASELINE_REASON:
+        return None
     model = record.instance_type
     history = type(record)._default_manager
     pk_name = model._meta.pk.attname

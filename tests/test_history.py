@@ -277,13 +277,14 @@ def test_sync_rounds_write_no_history(
 
     sync_full_round()  # creates the row
     instance = HdfsInstance.objects.get(key=f"{ns}:warehouse")
+    # A JSON patch (a list): a strategic merge would add a second port keyed by number.
     core_v1.patch_namespaced_service(
-        "warehouse-namenode", ns, {"spec": {"ports": [{"name": "client-rpc", "port": 9000}]}}
+        "warehouse-namenode", ns, [{"op": "replace", "path": "/spec/ports/0/port", "value": 9000}]
     )
     sync_full_round()  # changes its observed URL
     instance.refresh_from_db()
     assert instance.observed_url.endswith(":9000")
-    core_v1.delete_namespaced_service("warehouse-namenode", ns)
+    core_v1.delete_namespaced_service("warehouse-namenode", ns, _preload_content=False)
     sync_full_round()  # marks it missing
     instance.refresh_from_db()
     assert instance.missing_since is not None
