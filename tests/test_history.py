@@ -90,9 +90,7 @@ def admin_save(client: Client, obj: models.Model, changes: dict[str, Any]) -> No
 
 
 def entries_for(obj: models.Model) -> list[ChangeEntry]:
-    return list(
-        ChangeEntry.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk))
-    )
+    return list(ChangeEntry.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk)))
 
 
 def _profile() -> Profile:
