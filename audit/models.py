@@ -26,6 +26,7 @@ from inventory.models import (
     Discovered,
     GafferGraph,
     HdfsInstance,
+    MachineType,
     NamespaceOption,
     NotebookVolume,
     Profile,
@@ -119,9 +120,17 @@ def _register(model: type[models.Model], **options: Any) -> None:
     )
 
 
-ACCESS_RULE_RELATIONS = ("profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts")
+ACCESS_RULE_RELATIONS = (
+    "profiles",
+    "namespaces",
+    "hdfs_instances",
+    "gaffer_graphs",
+    "service_accounts",
+    "machine_types",
+)
 
-_register(Profile)
+_register(Profile, m2m_fields=[Profile.machine_types.field])
+_register(MachineType)
 _register(ResourcePreset)
 _register(NamespaceOption)
 _register(SparkDefault)
@@ -132,6 +141,7 @@ for _model in (HdfsInstance, GafferGraph, ServiceAccount, NotebookVolume):
 # What the history covers, in the order the global list offers them.
 TRACKED_MODELS: tuple[type[models.Model], ...] = (
     Profile,
+    MachineType,
     ResourcePreset,
     AccessRule,
     NamespaceOption,

@@ -32,6 +32,7 @@ from inventory.models import (
     AccessRule,
     GafferGraph,
     HdfsInstance,
+    MachineType,
     NamespaceOption,
     Profile,
     ResourcePreset,
@@ -119,6 +120,15 @@ def _hdfs() -> HdfsInstance:
     )
 
 
+def _machine_type() -> MachineType:
+    return MachineType.objects.create(
+        slug="gpu-small",
+        display_name="GPU, small",
+        node_selector={"pool": "gpu"},
+        extended_resources={"nvidia.com/gpu": [0, 1]},
+    )
+
+
 def _rule() -> AccessRule:
     return AccessRule.objects.create(name="Analysts", groups=["analysts"])
 
@@ -147,6 +157,12 @@ CASES: list[tuple[str, Callable[[], models.Model], dict[str, Any], dict[str, tup
             "url_override": ("", "hdfs://hdfs.example.org:8020"),
             "hidden": ("False", "True"),
         },
+    ),
+    (
+        "machine type",
+        _machine_type,
+        {"display_name": "GPU (T4)", "max_mem": "30720"},
+        {"display_name": ("GPU, small", "GPU (T4)"), "max_mem": ("", "30720")},
     ),
     ("access rule", _rule, {"max_cpu": "2", "users": "carol"}, {"max_cpu": ("", "2.00"), "users": ("[]", '["carol"]')}),
 ]
