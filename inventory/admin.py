@@ -23,15 +23,19 @@ from inventory.generation import bump_inventory_generation
 from inventory.models import (
     QUANTITIES,
     AccessRule,
+    ClusterNode,
     DataSource,
     Discovered,
     GafferGraph,
     HdfsInstance,
+    LimitRange,
+    MachineType,
     Namespace,
     NamespaceOption,
     NotebookVolume,
     Profile,
     ResourcePreset,
+    ResourceQuota,
     ServiceAccount,
     Source,
     SparkDefault,
@@ -213,8 +217,13 @@ class ProfileAdmin(admin.ModelAdmin):
                 "{{USERNAME}} and {{SERVERNAME}}.",
             },
         ),
+        (
+            "Machine types",
+            {"fields": ("machine_types",), "description": "None chosen: the profile runs on every machine type."},
+        ),
         ("Extra KubeSpawner overrides", {"fields": ("kubespawner_override",), "classes": ("collapse",)}),
     )
+    filter_horizontal = ("machine_types",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Profile]:
         return super().get_queryset(request).prefetch_related("access_rules")
@@ -327,11 +336,13 @@ class AccessRuleForm(forms.ModelForm):
             "hdfs_instances",
             "gaffer_graphs",
             "service_accounts",
+            "machine_types",
             "max_cpu",
             "max_mem",
             "max_spark_cpu",
             "max_spark_mem",
             "max_disk",
+            "max_gpus",
         )
 
 
@@ -397,7 +408,7 @@ class AccessRuleAdmin(admin.ModelAdmin):
         (
             "Resource ceilings",
             {
-                "fields": tuple(f"max_{quantity.key}" for quantity in QUANTITIES),
+                "fields": (*(f"max_{quantity.key}" for quantity in QUANTITIES), "max_gpus"),
                 "description": "Blank: the presets' bounds. A user gets the most generous ceiling of the rules "
                 "matching them.",
             },
@@ -434,6 +445,8 @@ class AccessRuleAdmin(admin.ModelAdmin):
             for quantity in QUANTITIES
             if (value := getattr(obj, f"max_{quantity.key}")) is not None
         ]
+        if obj.max_gpus is not None:
+            parts.append(f"GPUs {obj.max_gpus}")
         return ", ".join(parts) or "—"
 
 
@@ -792,3 +805,117 @@ class SyncRoundAdmin(admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join("", "<li>{}: {}</li>", ((k, json.dumps(v)) for k, v in sorted(obj.details.items()))),
         )
+
+
+@admin.register(MachineType)
+class MachineTypeAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_name",
+        "slug",
+        "enabled",
+        "placement",
+        "gpus",
+        "cpu_range",
+        "mem_range",
+        "guarantee",
+        "order",
+    )
+    list_display_links = ("display_name", "slug")
+    list_editable = ("order",)
+    list_filter = ("enabled", "guarantee_policy")
+    search_fields = ("slug", "display_name", "description")
+    prepopulated_fields = {"slug": ("display_name",)}
+    fieldsets = (
+        (None, {"fields": ("display_name", "slug", "description", "enabled", "order")}),
+        (
+            "Placement",
+            {
+                "fields": ("node_selector", "tolerations", "node_affinity"),
+                "description": "Which nodes this machine type's notebooks run on, in Kubernetes' own JSON "
+                "shapes (a pod's nodeSelector, tolerations, and requiredDuringSchedulingIgnoredDuringExecution).",
+            },
+        ),
+        (
+            "GPUs and other extended resources",
+            {"fields": ("extended_resources",), "description": "Each resource with the counts a user may pick."},
+        ),
+        ("Bounds", {"fields": (("min_cpu", "max_cpu"), ("min_mem", "max_mem")), "description": "Blank: no bound."}),
+        (
+            "Guarantee",
+            {
+                "fields": ("guarantee_policy", "guarantee_ratio", ("cpu_guarantee", "mem_guarantee")),
+                "description": "What the scheduler reserves (the request) for a notebook, against its limit.",
+            },
+        ),
+    )
+
+    @admin.display(description="nodes")
+    def placement(self, obj: MachineType) -> str:
+        parts = [f"{key}={value}" for key, value in sorted((obj.node_selector or {}).items())]
+        if obj.tolerations:
+            parts.append(f"{len(obj.tolerations)} toleration(s)")
+        if obj.node_affinity:
+            parts.append("affinity")
+        return ", ".join(parts) or "any"
+
+    @admin.display(description="GPUs")
+    def gpus(self, obj: MachineType) -> str:
+        return (
+            "; ".join(
+                f"{name}: {', '.join(str(c) for c in counts)}"
+                for name, counts in sorted((obj.extended_resources or {}).items())
+            )
+            or "—"
+        )
+
+    @admin.display(description="CPU")
+    def cpu_range(self, obj: MachineType) -> str:
+        return f"{obj.min_cpu or '—'} to {obj.max_cpu or '—'}"
+
+    @admin.display(description="memory (MB)")
+    def mem_range(self, obj: MachineType) -> str:
+        return f"{obj.min_mem or '—'} to {obj.max_mem or '—'}"
+
+    @admin.display(description="guarantee")
+    def guarantee(self, obj: MachineType) -> str:
+        if obj.guarantee_policy == "ratio":
+            return f"{obj.guarantee_ratio} of the limit"
+        if obj.guarantee_policy == "explicit":
+            return f"{obj.cpu_guarantee or 'limit'} vCPU, {obj.mem_guarantee or 'limit'} MB"
+        return "= limit"
+
+
+class ObservedAdmin(admin.ModelAdmin):
+    """What the sync reports about compute: read-only, since the next sync would overwrite edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ClusterNode)
+class ClusterNodeAdmin(ObservedAdmin):
+    list_display = ("name", "ready", "unschedulable", "taint_list", "last_seen", "missing_since")
+    list_filter = ("ready", "unschedulable")
+    search_fields = ("name",)
+
+    @admin.display(description="taints")
+    def taint_list(self, obj: ClusterNode) -> str:
+        return ", ".join(f"{t.get('key')}={t.get('value')}:{t.get('effect')}" for t in obj.taints or []) or "—"
+
+
+@admin.register(ResourceQuota)
+class ResourceQuotaAdmin(ObservedAdmin):
+    list_display = ("ref", "namespace", "hard", "used", "missing_since")
+    search_fields = ("namespace", "name")
+
+
+@admin.register(LimitRange)
+class LimitRangeAdmin(ObservedAdmin):
+    list_display = ("ref", "namespace", "missing_since")
+    search_fields = ("namespace", "name")

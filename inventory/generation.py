@@ -16,21 +16,38 @@ from django.db import connection, models
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
-from inventory.models import AccessRule, InventoryGeneration, SyncRound
+from inventory.models import (
+    AccessRule,
+    ClusterNode,
+    InventoryGeneration,
+    LimitRange,
+    PodRequest,
+    ResourceQuota,
+    SyncRound,
+)
 
 GENERATION_PK = 1
 
 
+# Not what the form is drawn from: bookkeeping, and the capacity rows, which change with
+# every pod that starts or stops (bumping for them would throw away every worker's
+# snapshot at the cluster's churn rate).
+_NOT_FORM_INPUT: tuple[type[models.Model], ...] = (
+    SyncRound,
+    InventoryGeneration,
+    ClusterNode,
+    PodRequest,
+    ResourceQuota,
+    LimitRange,
+)
+
+
 def watched_models() -> tuple[type[models.Model], ...]:
-    """Everything the spawn form and validation are drawn from: every inventory model but the bookkeeping.
+    """Everything the spawn form and validation are drawn from: every inventory model but those above.
 
     Derived, so that a kind added to the inventory is watched without being listed here.
     """
-    return tuple(
-        model
-        for model in apps.get_app_config("inventory").get_models()
-        if model not in (SyncRound, InventoryGeneration)
-    )
+    return tuple(model for model in apps.get_app_config("inventory").get_models() if model not in _NOT_FORM_INPUT)
 
 
 def bump_inventory_generation() -> None:

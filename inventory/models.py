@@ -21,6 +21,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from inventory.scheduling import is_qualified_name, node_affinity_errors, node_selector_errors, toleration_errors
+
 
 class Source(models.TextChoices):
     DISCOVERED = "discovered", "Discovered in the cluster"
@@ -406,6 +408,12 @@ class Profile(models.Model):
     kubespawner_override = models.JSONField(
         default=dict, blank=True, help_text="Extra KubeSpawner trait values, as a JSON object."
     )
+    machine_types: models.ManyToManyField[MachineType, Any] = models.ManyToManyField(
+        "MachineType",
+        blank=True,
+        related_name="profiles",
+        help_text="The machine types this profile runs on; none chosen means every machine type.",
+    )
 
     class Meta:
         ordering = ("order", "display_name")
@@ -642,6 +650,9 @@ class AccessRule(models.Model):
     hdfs_instances = models.ManyToManyField(HdfsInstance, blank=True, related_name="access_rules")
     gaffer_graphs = models.ManyToManyField(GafferGraph, blank=True, related_name="access_rules")
     service_accounts = models.ManyToManyField(ServiceAccount, blank=True, related_name="access_rules")
+    machine_types: models.ManyToManyField[MachineType, Any] = models.ManyToManyField(
+        "MachineType", blank=True, related_name="access_rules"
+    )
     data_sources = models.ManyToManyField(DataSource, blank=True, related_name="access_rules")
 
     max_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
@@ -649,6 +660,9 @@ class AccessRule(models.Model):
     max_spark_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     max_spark_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")
     max_disk = models.PositiveIntegerField(null=True, blank=True, help_text="GB")
+    max_gpus = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most GPUs (of any extended resource) one notebook may ask for."
+    )
 
     class Meta:
         ordering = ("name",)
@@ -671,6 +685,7 @@ class AccessRule(models.Model):
         errors = {
             field: "A ceiling must be above zero."
             for field in (f"max_{quantity.key}" for quantity in QUANTITIES)
+            # max_gpus (not a preset quantity) may be 0: a rule can grant a GPU machine type's CPU-only sizes.
             if getattr(self, field) is not None and getattr(self, field) <= 0
         }
         if errors:
@@ -715,3 +730,230 @@ class InventoryGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"generation {self.number}"
+
+
+# --- Compute: what the cluster's nodes offer, and what operators offer of them ---
+
+
+class ClusterNode(models.Model):
+    """A Kubernetes Node as capacity needs it; written by the sync only."""
+
+    name = models.CharField(max_length=253, unique=True)
+    uid = models.CharField(max_length=64, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    taints = models.JSONField(default=list, blank=True, help_text="[{key, value, effect}]")
+    allocatable = models.JSONField(default=dict, blank=True, help_text="Resource name → milli-units.")
+    ready = models.BooleanField(default=False)
+    unschedulable = models.BooleanField(default=False)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    OBSERVED_FIELDS: tuple[str, ...] = ("uid", "labels", "taints", "allocatable", "ready", "unschedulable")
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name = "node"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PodRequest(models.Model):
+    """One resource one running pod holds on its node, in milli-units.
+
+    Only bound, unfinished pods have rows; a pod that ends loses them. One row per
+    (pod, resource) lets the database sum a node's use with one GROUP BY.
+    """
+
+    pod = models.CharField(max_length=317, db_index=True, help_text="namespace:name")
+    node_name = models.CharField(max_length=253)
+    resource = models.CharField(max_length=316)
+    amount = models.BigIntegerField(help_text="Milli-units: 1 CPU is 1000, 1 byte of memory is 1000.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pod", "resource"], name="one_row_per_pod_resource")]
+        indexes = [models.Index(fields=["node_name", "resource"], name="pod_request_node")]
+
+    def __str__(self) -> str:
+        return f"{self.pod} {self.resource}={self.amount}m on {self.node_name}"
+
+
+class ResourceQuota(models.Model):
+    """A namespace's ResourceQuota: status.hard and status.used, as quantities."""
+
+    ref = models.CharField(max_length=317, unique=True, help_text="namespace:name")
+    namespace = models.CharField(max_length=63, db_index=True)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True)
+    hard = models.JSONField(default=dict, blank=True)
+    used = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    OBSERVED_FIELDS: tuple[str, ...] = ("namespace", "name", "uid", "hard", "used")
+
+    class Meta:
+        ordering = ("ref",)
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class LimitRange(models.Model):
+    """A namespace's LimitRange: spec.limits, with the apiserver's defaulting applied."""
+
+    ref = models.CharField(max_length=317, unique=True, help_text="namespace:name")
+    namespace = models.CharField(max_length=63, db_index=True)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True)
+    limits = models.JSONField(default=list, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    OBSERVED_FIELDS: tuple[str, ...] = ("namespace", "name", "uid", "limits")
+
+    class Meta:
+        ordering = ("ref",)
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class GuaranteePolicy(models.TextChoices):
+    EQUAL = "equal", "Guarantee equals the limit"
+    RATIO = "ratio", "Guarantee is a fraction of the limit"
+    EXPLICIT = "explicit", "Guarantee is a fixed value"
+
+
+class MachineType(models.Model):
+    """A kind of node a notebook may ask for: where it runs, what it may use, and what it is guaranteed."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    order = models.IntegerField(default=0, help_text="Lower comes first in the spawn form.")
+    enabled = models.BooleanField(default=True)
+
+    node_selector = models.JSONField(
+        default=dict, blank=True, help_text='Node labels the notebook needs, e.g. {"pool": "gpu"}.'
+    )
+    tolerations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Kubernetes tolerations, e.g. [{"key": "nvidia.com/gpu", "operator": "Exists", '
+        '"effect": "NoSchedule"}].',
+    )
+    node_affinity = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Optional required node affinity: {"nodeSelectorTerms": [{"matchExpressions": '
+        '[{"key": …, "operator": "In", "values": […]}]}]}.',
+    )
+    extended_resources = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Extended resources and the counts a user may ask for, e.g. {"nvidia.com/gpu": [0, 1, 2]}.',
+    )
+
+    min_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True, help_text="vCPU")
+    max_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True, help_text="vCPU")
+    min_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")
+    max_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")
+
+    guarantee_policy = models.CharField(max_length=16, choices=GuaranteePolicy.choices, default=GuaranteePolicy.EQUAL)
+    guarantee_ratio = models.DecimalField(
+        max_digits=4, decimal_places=3, null=True, blank=True, help_text="For 'fraction': 0 < ratio ≤ 1."
+    )
+    cpu_guarantee = models.DecimalField(
+        max_digits=6, decimal_places=2, null=True, blank=True, help_text="For 'fixed value': vCPU"
+    )
+    mem_guarantee = models.PositiveIntegerField(null=True, blank=True, help_text="For 'fixed value': MB")
+
+    class Meta:
+        ordering = ("order", "display_name")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def gpu_resources(self) -> list[str]:
+        return sorted(self.extended_resources or {})
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        for field, problems in (
+            ("node_selector", node_selector_errors(self.node_selector)),
+            ("tolerations", toleration_errors(self.tolerations)),
+            ("node_affinity", node_affinity_errors(self.node_affinity)),
+            ("extended_resources", _extended_resource_errors(self.extended_resources)),
+        ):
+            if problems:
+                errors[field] = " ".join(problems)
+        for low, high, unit in (("min_cpu", "max_cpu", "vCPU"), ("min_mem", "max_mem", "MB")):
+            low_value, high_value = getattr(self, low), getattr(self, high)
+            for name, value in ((low, low_value), (high, high_value)):
+                if value is not None and value <= 0:
+                    errors[name] = "Must be above zero."
+            if low_value is not None and high_value is not None and low_value > high_value:
+                errors[low] = f"The minimum ({low_value} {unit}) is above the maximum ({high_value} {unit})."
+        errors.update(self._guarantee_errors())
+        if errors:
+            raise ValidationError(errors)
+
+    def _guarantee_errors(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if self.guarantee_policy == GuaranteePolicy.RATIO:
+            if self.guarantee_ratio is None or not Decimal(0) < self.guarantee_ratio <= 1:
+                errors["guarantee_ratio"] = "A guarantee fraction is above 0 and at most 1."
+        elif self.guarantee_policy == GuaranteePolicy.EXPLICIT:
+            if self.cpu_guarantee is None and self.mem_guarantee is None:
+                errors["cpu_guarantee"] = "Give a CPU and/or memory guarantee for the 'fixed value' policy."
+            if self.cpu_guarantee is not None and self.cpu_guarantee <= 0:
+                errors["cpu_guarantee"] = "Must be above zero."
+            if self.mem_guarantee is not None and self.mem_guarantee <= 0:
+                errors["mem_guarantee"] = "Must be above zero."
+            # A guarantee above the smallest allowed limit would make that size invalid in Kubernetes.
+            if self.cpu_guarantee is not None and self.min_cpu is not None and self.cpu_guarantee > self.min_cpu:
+                errors["cpu_guarantee"] = (
+                    f"Above the minimum CPU ({self.min_cpu}): a guarantee may not exceed the limit."
+                )
+            if self.mem_guarantee is not None and self.min_mem is not None and self.mem_guarantee > self.min_mem:
+                errors["mem_guarantee"] = (
+                    f"Above the minimum memory ({self.min_mem} MB): a guarantee may not exceed the limit."
+                )
+        return errors
+
+    def guarantees(self, *, cpu_limit: Decimal, mem_limit: int) -> tuple[Decimal, int]:
+        """The CPU (vCPU) and memory (MB) guarantee for a notebook with these limits."""
+        if self.guarantee_policy == GuaranteePolicy.RATIO and self.guarantee_ratio is not None:
+            cpu = (cpu_limit * self.guarantee_ratio).quantize(Decimal("0.001"))
+            return cpu, max(1, int(mem_limit * self.guarantee_ratio))
+        if self.guarantee_policy == GuaranteePolicy.EXPLICIT:
+            cpu = min(self.cpu_guarantee, cpu_limit) if self.cpu_guarantee is not None else cpu_limit
+            mem = min(self.mem_guarantee, mem_limit) if self.mem_guarantee is not None else mem_limit
+            return cpu, mem
+        return cpu_limit, mem_limit
+
+
+def _extended_resource_errors(value: object) -> list[str]:
+    if not isinstance(value, dict):
+        return [
+            'Extended resources are a JSON object of resource name: [allowed counts], e.g. {"nvidia.com/gpu": [0, 1]}.'
+        ]
+    errors = []
+    for name, counts in value.items():
+        # Extended resources live outside kubernetes.io (that domain holds cpu, memory and the like).
+        if not is_qualified_name(name) or "/" not in name or name.split("/")[0].endswith("kubernetes.io"):
+            errors.append(f"{name!r} is not an extended resource name (domain/name, outside kubernetes.io).")
+        elif (
+            not isinstance(counts, list)
+            or not counts
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        ):
+            errors.append(f"The counts of {name!r} are a non-empty list of whole numbers, 0 or more.")
+        elif len(set(counts)) != len(counts):
+            errors.append(f"The counts of {name!r} repeat a number.")
+    return errors

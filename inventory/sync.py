@@ -27,11 +27,15 @@ from django.utils import timezone
 
 from inventory.generation import bump_inventory_generation
 from inventory.models import (
+    ClusterNode,
     Discovered,
     GafferGraph,
     HdfsInstance,
+    LimitRange,
     Namespace,
     NotebookVolume,
+    PodRequest,
+    ResourceQuota,
     ServiceAccount,
     Source,
     SyncRound,
@@ -215,8 +219,67 @@ def desired_volumes(state: ClusterState) -> Desired:
     return desired
 
 
-# A model the sync keeps: the discovered kinds, and Namespace.
-Tracked = TypeVar("Tracked", Discovered, Namespace)
+def desired_nodes(state: ClusterState) -> Desired:
+    return {
+        obj.name: {
+            "uid": obj.uid,
+            "labels": dict(obj.labels),
+            "taints": [dict(taint) for taint in obj.taints],
+            "allocatable": dict(obj.allocatable),
+            "ready": obj.ready,
+            "unschedulable": obj.unschedulable,
+        }
+        for obj in state.of(Kind.NODE)
+    }
+
+
+def desired_quotas(state: ClusterState) -> Desired:
+    return {
+        f"{obj.namespace}:{obj.name}": {
+            "namespace": obj.namespace,
+            "name": obj.name,
+            "uid": obj.uid,
+            "hard": dict(obj.quota_hard),
+            "used": dict(obj.quota_used),
+        }
+        for obj in state.of(Kind.RESOURCE_QUOTA)
+    }
+
+
+def desired_limit_ranges(state: ClusterState) -> Desired:
+    return {
+        f"{obj.namespace}:{obj.name}": {
+            "namespace": obj.namespace,
+            "name": obj.name,
+            "uid": obj.uid,
+            "limits": [dict(item) for item in obj.limit_items],
+        }
+        for obj in state.of(Kind.LIMIT_RANGE)
+    }
+
+
+def _pod_fields(obj: KubeObject) -> Fields:
+    return {"node_name": obj.node_name, "requests": dict(obj.requests)}
+
+
+def desired_pods(state: ClusterState) -> Desired:
+    return {f"{obj.namespace}:{obj.name}": _pod_fields(obj) for obj in state.of(Kind.POD)}
+
+
+def desired_pods_of(state: ClusterState, keys: set[str]) -> Desired:
+    """Only the pods a batch of events touched: a pod starting costs one lookup, not a recount."""
+    store = state.objects[Kind.POD]
+    desired: Desired = {}
+    for key in keys:
+        namespace, _, name = key.partition(":")
+        obj = store.get((namespace, name))
+        if obj is not None:
+            desired[key] = _pod_fields(obj)
+    return desired
+
+
+# A model the sync keeps: the discovered kinds, Namespace, and the compute inventory.
+Tracked = TypeVar("Tracked", Discovered, Namespace, ClusterNode, ResourceQuota, LimitRange)
 
 
 @dataclass(frozen=True)
@@ -228,10 +291,21 @@ class Target(Generic[Tracked]):
     key_field: str
     sources: tuple[Kind, ...]
     desired: Callable[[ClusterState], Desired]
+    # For large kinds: the desired rows of just these keys, without building all of them.
+    desired_of_keys: Callable[[ClusterState, set[str]], Desired] | None = None
+    # Whether the spawn form's snapshot is built from these rows. Capacity (nodes, pods,
+    # quotas) changes with every pod that starts or stops; bumping the generation for it
+    # would throw away every worker's form snapshot at the cluster's churn rate.
+    feeds_form: bool = True
+
+    def desired_for(self, state: ClusterState, keys: set[str] | None) -> Desired:
+        if keys is not None and self.desired_of_keys is not None:
+            return self.desired_of_keys(state, keys)
+        return self.desired(state)
 
     def keys_for(self, obj: KubeObject) -> set[str]:
         """The rows one object contributes to (used to scope watch updates)."""
-        if self.model is Namespace:
+        if self.model in (Namespace, ClusterNode):
             return {obj.name}
         if self.model is HdfsInstance:
             return {_instance_key(obj)} if obj.is_hdfs_namenode() else set()
@@ -248,6 +322,10 @@ TARGETS: tuple[Target[Any], ...] = (
     Target("gaffer", GafferGraph, "key", (Kind.SERVICE, Kind.CONFIG_MAP, Kind.SECRET), desired_gaffer),
     Target("service_accounts", ServiceAccount, "key", (Kind.SERVICE_ACCOUNT,), desired_service_accounts),
     Target("volumes", NotebookVolume, "key", (Kind.PVC,), desired_volumes),
+    Target("nodes", ClusterNode, "name", (Kind.NODE,), desired_nodes, feeds_form=False),
+    Target("pods", PodRequest, "pod", (Kind.POD,), desired_pods, desired_pods_of, feeds_form=False),
+    Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas, feeds_form=False),
+    Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges, feeds_form=False),
 )
 
 
@@ -314,6 +392,9 @@ def reconcile(
     A row whose key is in scope but not desired is marked missing: callers
     pass only what a successful list (or a watch since one) shows.
     """
+    if target.model is PodRequest:
+        reconcile_pod_requests(target=target, desired=desired, keys=keys, outcome=outcome)
+        return
     model = target.model
     key_field = target.key_field
     observed: tuple[str, ...] = model.OBSERVED_FIELDS
@@ -371,9 +452,44 @@ def reconcile(
         model.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
         model.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
-    if to_create or to_update:
+    if (to_create or to_update) and target.feeds_form:
         # Bulk writes send no signals: tell the form's readers here, in the writer's transaction.
         bump_inventory_generation()
+
+
+def reconcile_pod_requests(
+    *, target: Target[Any], desired: Mapping[str, Fields], keys: set[str] | None, outcome: Outcome
+) -> None:
+    """Bring the per-pod request rows in line; a pod that is gone loses its rows.
+
+    Pods come and go by the thousand and carry no operator choices, so unlike
+    the other rows they are deleted rather than marked missing.
+    """
+    rows = PodRequest.objects.values_list("pod", "node_name", "resource", "amount")
+    if keys is not None:
+        rows = rows.filter(pod__in=list(keys))
+    existing: dict[str, set[tuple[str, str, int]]] = defaultdict(set)
+    for pod, node_name, resource, amount in rows.iterator(chunk_size=5000):
+        existing[pod].add((node_name, resource, amount))
+    wanted = desired if keys is None else {key: desired[key] for key in keys if key in desired}
+    stale: list[str] = []
+    fresh: list[PodRequest] = []
+    for pod, fields in wanted.items():
+        rows_now = {(fields["node_name"], resource, amount) for resource, amount in fields["requests"].items()}
+        before = existing.get(pod)
+        if before == rows_now:
+            continue
+        if before is not None:
+            stale.append(pod)
+        outcome.record("changed" if before is not None else "added", target, pod)
+        fresh.extend(PodRequest(pod=pod, node_name=node, resource=res, amount=amt) for node, res, amt in rows_now)
+    for pod in existing.keys() - wanted.keys():
+        stale.append(pod)
+        outcome.record("marked_missing", target, pod)
+    for start in range(0, len(stale), 1000):
+        PodRequest.objects.filter(pod__in=stale[start : start + 1000]).delete()
+    if fresh:
+        PodRequest.objects.bulk_create(fresh, batch_size=2000)
 
 
 def _reconcile_full(state: ClusterState, targets: Iterable[Target[Any]], now: datetime, outcome: Outcome) -> None:
@@ -495,9 +611,8 @@ def sync_apply(*, state: ClusterState, items: Iterable[Change | Relist]) -> tupl
             if relisted & set(target.sources):
                 reconcile(target=target, desired=target.desired(state), keys=None, now=now, outcome=outcome)
             elif affected.get(target.name):
-                reconcile(
-                    target=target, desired=target.desired(state), keys=affected[target.name], now=now, outcome=outcome
-                )
+                keys = affected[target.name]
+                reconcile(target=target, desired=target.desired_for(state, keys), keys=keys, now=now, outcome=outcome)
     if not outcome.rows_written:
         return None, outcome
     sync_round = SyncRound(kind=SyncRound.Kind.WATCH, started_at=now)

@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from kube.client import KubeError, KubeGone, api_client, request_timeout, translate
+from kube.quantity import milli_map
 
 HDFS_SELECTOR = "app.kubernetes.io/name=hdfs,app.kubernetes.io/component=namenode"
 GAFFER_API_SELECTOR = "app.kubernetes.io/name=gaffer,app.kubernetes.io/component=api"
@@ -45,6 +46,10 @@ class Kind(enum.StrEnum):
     SERVICE_ACCOUNT = "ServiceAccount"
     PVC = "PersistentVolumeClaim"
     NAMESPACE = "Namespace"
+    NODE = "Node"
+    POD = "Pod"
+    RESOURCE_QUOTA = "ResourceQuota"
+    LIMIT_RANGE = "LimitRange"
 
 
 _LIST_METHODS: dict[Kind, str] = {
@@ -54,6 +59,10 @@ _LIST_METHODS: dict[Kind, str] = {
     Kind.SERVICE_ACCOUNT: "list_service_account_for_all_namespaces",
     Kind.PVC: "list_persistent_volume_claim_for_all_namespaces",
     Kind.NAMESPACE: "list_namespace",
+    Kind.NODE: "list_node",
+    Kind.POD: "list_pod_for_all_namespaces",
+    Kind.RESOURCE_QUOTA: "list_resource_quota_for_all_namespaces",
+    Kind.LIMIT_RANGE: "list_limit_range_for_all_namespaces",
 }
 
 SELECTORS: dict[Kind, str | None] = {
@@ -63,7 +72,16 @@ SELECTORS: dict[Kind, str | None] = {
     Kind.SERVICE_ACCOUNT: SERVICE_ACCOUNT_SELECTOR,
     Kind.PVC: VOLUME_SELECTOR,
     Kind.NAMESPACE: None,
+    Kind.NODE: None,
+    Kind.POD: None,
+    Kind.RESOURCE_QUOTA: None,
+    Kind.LIMIT_RANGE: None,
 }
+
+# Only pods that hold their node's resources: bound and not finished. A pod that
+# finishes leaves this selection, and the watch reports it as DELETED.
+RUNNING_POD_FIELDS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+FIELD_SELECTORS: dict[Kind, str] = {Kind.POD: RUNNING_POD_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,19 @@ class KubeObject:
     # PVC: capacity from status (else the request) and phase; Namespace: phase.
     capacity: str = ""
     phase: str = ""
+    # Node: taints ({key, value, effect}), allocatable in milli-units, readiness.
+    taints: tuple[Mapping[str, str], ...] = ()
+    allocatable: Mapping[str, int] = field(default_factory=dict)
+    ready: bool = False
+    unschedulable: bool = False
+    # Pod: its node, and what it asks of that node in milli-units (see pod_requests).
+    node_name: str = ""
+    requests: Mapping[str, int] = field(default_factory=dict)
+    # ResourceQuota: status.hard and status.used, as quantities.
+    quota_hard: Mapping[str, str] = field(default_factory=dict)
+    quota_used: Mapping[str, str] = field(default_factory=dict)
+    # LimitRange: spec.limits as the apiserver stored them (its defaulting applied).
+    limit_items: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def ref(self) -> tuple[str, str]:
@@ -149,6 +180,10 @@ def _headers(kind: Kind, *, watch: bool) -> dict[str, str] | None:
     return None
 
 
+def _field_selector(kind: Kind) -> dict[str, str]:
+    return {"field_selector": FIELD_SELECTORS[kind]} if kind in FIELD_SELECTORS else {}
+
+
 def object_from_json(kind: Kind, raw: Mapping[str, Any]) -> KubeObject:
     """Keep only what the inventory needs; never a Secret's data."""
     meta = raw.get("metadata") or {}
@@ -172,6 +207,8 @@ def object_from_json(kind: Kind, raw: Mapping[str, Any]) -> KubeObject:
         phase = str(status.get("phase") or "")
     elif kind is Kind.NAMESPACE:
         phase = str(status.get("phase") or "")
+    elif kind in _COMPUTE_KINDS:
+        return _compute_object(kind, meta, spec, status)
     return KubeObject(
         kind=kind,
         namespace=str(meta.get("namespace") or ""),
@@ -185,6 +222,90 @@ def object_from_json(kind: Kind, raw: Mapping[str, Any]) -> KubeObject:
         capacity=capacity,
         phase=phase,
     )
+
+
+_COMPUTE_KINDS = frozenset({Kind.NODE, Kind.POD, Kind.RESOURCE_QUOTA, Kind.LIMIT_RANGE})
+
+
+def _compute_object(
+    kind: Kind, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> KubeObject:
+    """Nodes, pods, quotas and limit ranges keep only what capacity needs: no labels
+    or annotations for pods (there may be 20,000 of them), no full specs."""
+    common: dict[str, Any] = {
+        "kind": kind,
+        "namespace": str(meta.get("namespace") or ""),
+        "name": str(meta.get("name") or ""),
+        "uid": str(meta.get("uid") or ""),
+        "resource_version": str(meta.get("resourceVersion") or ""),
+    }
+    if kind is Kind.NODE:
+        conditions = {str(c.get("type")): str(c.get("status")) for c in status.get("conditions") or []}
+        return KubeObject(
+            **common,
+            labels=dict(meta.get("labels") or {}),
+            taints=tuple(
+                {
+                    "key": str(t.get("key") or ""),
+                    "value": str(t.get("value") or ""),
+                    "effect": str(t.get("effect") or ""),
+                }
+                for t in spec.get("taints") or []
+            ),
+            allocatable=milli_map(status.get("allocatable") or status.get("capacity")),
+            ready=conditions.get("Ready") == "True",
+            unschedulable=bool(spec.get("unschedulable")),
+        )
+    if kind is Kind.POD:
+        return KubeObject(
+            **common,
+            phase=str(status.get("phase") or ""),
+            node_name=str(spec.get("nodeName") or ""),
+            requests=pod_requests(spec),
+        )
+    if kind is Kind.RESOURCE_QUOTA:
+        return KubeObject(
+            **common,
+            quota_hard={str(k): str(v) for k, v in (status.get("hard") or spec.get("hard") or {}).items()},
+            quota_used={str(k): str(v) for k, v in (status.get("used") or {}).items()},
+        )
+    return KubeObject(**common, limit_items=tuple(dict(item) for item in spec.get("limits") or []))
+
+
+def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for name, amount in more.items():
+        total[name] = total.get(name, 0) + amount
+
+
+def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
+    """What a pod holds on its node, in milli-units, as the scheduler counts it.
+
+    The containers' requests add up; an ordinary init container runs alone (beside
+    the sidecars started before it), so only the largest counts; sidecar init
+    containers (restartPolicy Always) run alongside everything; the pod's overhead
+    comes on top. Every pod also takes one of the node's ``pods`` slots.
+    """
+    total: dict[str, int] = {}
+    for container in spec.get("containers") or []:
+        _add(total, milli_map((container.get("resources") or {}).get("requests")))
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for container in spec.get("initContainers") or []:
+        asks = milli_map((container.get("resources") or {}).get("requests"))
+        if container.get("restartPolicy") == "Always":
+            _add(total, asks)
+            _add(sidecars, asks)
+            running = dict(sidecars)
+        else:
+            running = dict(asks)
+            _add(running, sidecars)
+        for name, amount in running.items():
+            init_peak[name] = max(init_peak.get(name, 0), amount)
+    for name, amount in init_peak.items():
+        total[name] = max(total.get(name, 0), amount)
+    _add(total, milli_map(spec.get("overhead")))
+    total["pods"] = 1000
+    return {name: amount for name, amount in total.items() if amount}
 
 
 def _annotations(meta: Mapping[str, Any]) -> dict[str, str]:
@@ -206,6 +327,7 @@ def list_objects(kind: Kind, *, page_size: int = DEFAULT_PAGE_SIZE) -> Listing:
         try:
             response = call(
                 label_selector=selector,
+                **_field_selector(kind),
                 limit=page_size,
                 _continue=token,
                 _preload_content=False,
@@ -235,6 +357,7 @@ def watch_objects(kind: Kind, *, resource_version: str, timeout_seconds: int = 6
     try:
         response = call(
             label_selector=SELECTORS[kind],
+            **_field_selector(kind),
             watch=True,
             resource_version=resource_version,
             allow_watch_bookmarks=True,

@@ -50,3 +50,14 @@ def test_no_relative_imports_hide_a_dependency() -> None:
         if isinstance(node, ast.ImportFrom) and node.level > 0
     )
     assert relative == []
+
+
+def test_the_inventory_never_imports_the_history() -> None:
+    # The history app registers the inventory's models and listens to its signals, never the reverse.
+    offending = sorted(
+        f"{path}: {module}"
+        for path, modules in _imports_of_app("inventory").items()
+        for module in modules
+        if module in ("audit", "simple_history") or module.startswith(("audit.", "simple_history."))
+    )
+    assert offending == []

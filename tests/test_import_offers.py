@@ -303,3 +303,46 @@ def test_a_static_graph_is_offered_again_when_its_discovered_twin_loses_its_stor
     finally:
         _graph(core, "gaffer-data", "road-traffic", api=False, config=False, secret=True)
         api.close()
+
+
+def _prespawn(username: str, graph: str) -> Any:
+    body = {
+        "username": username,
+        "server_name": "",
+        "pod_name": f"jupyter-{username}",
+        "default_namespace": "gaffer-data",
+        "profile": "gaffer-pyspark",
+        "user_options": {"profile": ["gaffer-pyspark"], "k8s_namespace": ["gaffer-data"], "gaffer_graph": [graph]},
+        "reply_version": 1,
+    }
+    return hub_client().post("/prespawn", body, format="json")
+
+
+def test_a_static_graph_spawns_with_its_rest_api_and_no_files(synced: None, kube_cluster: Any) -> None:
+    """A static graph has no ConfigMaps or Secret to mount: only its restApi, which the original failed to pass on."""
+    import_config(str(FIXTURES / "original-conf"))
+    api = kube_cluster.api_client()
+    core = k8s.CoreV1Api(api)
+    try:
+        reply = _prespawn("alice", "simple-graph")
+        assert reply.status_code == 200, reply.content
+        data = reply.json()
+        assert data["env"]["GAFFER_REST_API_URL"] == "http://simple-gaffer-api.gaffer-data.svc:80/rest/latest"
+        assert not [v for v in data["volumes"] if v["name"].startswith("jhub-gaffer")]
+        assert not [m for m in data["volumeMounts"] if m["mountPath"].startswith("/etc/gaffer/")]
+        made = core.list_namespaced_config_map(
+            "gaffer-data", label_selector="app.kubernetes.io/name=jhub-notebook-config"
+        ).items
+        assert not [cm for cm in made if cm.metadata.name.startswith("jhub-gaffer")]
+
+        # restApi: null — offered to admin alone, spawned without the variable rather than with an empty one.
+        refused = _prespawn("alice", "secret")
+        assert refused.status_code == 400, refused.content
+        assert "gaffer_graph" in refused.json()["fields"]
+        reply = _prespawn("admin", "secret")
+        assert reply.status_code == 200, reply.content
+        assert "GAFFER_REST_API_URL" not in reply.json()["env"]
+    finally:
+        for username in ("alice", "admin"):
+            hub_client().post("/poststop", {"username": username, "server_name": ""}, format="json")
+        api.close()

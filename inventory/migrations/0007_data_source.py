@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0005_static_entries'),
+        ('inventory', '0006_compute'),
     ]
 
     operations = [
