@@ -21,18 +21,26 @@ from simple_history.models import HistoricalRecords
 from simple_history.utils import get_m2m_reverse_field_name
 
 from audit.context import current_import
+from inventory import models as inventory_models
 from inventory.models import (
     AccessRule,
+    ClusterNode,
     Discovered,
     GafferGraph,
     HdfsInstance,
+    InventoryGeneration,
+    LimitRange,
     MachineType,
+    Namespace,
     NamespaceOption,
     NotebookVolume,
+    PodRequest,
     Profile,
     ResourcePreset,
+    ResourceQuota,
     ServiceAccount,
     SparkDefault,
+    SyncRound,
 )
 
 # Observed columns the sync writes, or bookkeeping it stamps on every round: never history.
@@ -120,14 +128,8 @@ def _register(model: type[models.Model], **options: Any) -> None:
     )
 
 
-ACCESS_RULE_RELATIONS = (
-    "profiles",
-    "namespaces",
-    "hdfs_instances",
-    "gaffer_graphs",
-    "service_accounts",
-    "machine_types",
-)
+# Every kind a rule can name, from the model: a kind added later has its links recorded too.
+ACCESS_RULE_RELATIONS = tuple(relation.name for relation in AccessRule._meta.many_to_many)
 
 _register(Profile, m2m_fields=[Profile.machine_types.field])
 _register(MachineType)
@@ -137,6 +139,22 @@ _register(SparkDefault)
 _register(AccessRule, m2m_fields=[getattr(AccessRule, name).field for name in ACCESS_RULE_RELATIONS])
 for _model in (HdfsInstance, GafferGraph, ServiceAccount, NotebookVolume):
     _register(_model, excluded_fields=_excluded(_model))
+
+# What operators curate beyond the above (an offered kind added later, such as DataSource):
+# every other inventory model but bookkeeping, discovered namespaces and capacity rows.
+_NOT_TRACKED = (SyncRound, InventoryGeneration, Namespace, ClusterNode, PodRequest, ResourceQuota, LimitRange)
+_CURATED_LATER = tuple(
+    model
+    for model in vars(inventory_models).values()
+    if isinstance(model, type)
+    and issubclass(model, models.Model)
+    and model.__module__ == inventory_models.__name__
+    and not model._meta.abstract
+    and model not in PortalHistoricalRecords.registered
+    and model not in _NOT_TRACKED
+)
+for _curated in _CURATED_LATER:
+    _register(_curated)
 
 # What the history covers, in the order the global list offers them.
 TRACKED_MODELS: tuple[type[models.Model], ...] = (
@@ -150,6 +168,7 @@ TRACKED_MODELS: tuple[type[models.Model], ...] = (
     GafferGraph,
     ServiceAccount,
     NotebookVolume,
+    *_CURATED_LATER,
 )
 
 

@@ -469,7 +469,7 @@ def prespawn_phases() -> dict[str, float]:
     """Where one /prespawn's time goes, step by step, as spawning.provisioning.provision runs them."""
     from kube import concurrent as kube_concurrent
     from kube import provision as kube_provision
-    from spawning import provisioning, services
+    from spawning import labels, provisioning, services
 
     def validate() -> Any:
         body = prespawn_body(7, f"p{secrets.token_hex(3)}")
@@ -485,7 +485,7 @@ def prespawn_phases() -> dict[str, float]:
 
     plan = validate()
     refs = provisioning.gaffer_source_refs(plan)
-    selector = provisioning.owner_selector(plan.username, plan.server_name)
+    selector = labels.owner_selector(plan.username, plan.server_name)
     sources = {source.ref: source for source in kube_provision.read_config_sources(refs)}
     manifests = provisioning.plan_objects(plan, gaffer_sources=sources)
     return {

@@ -21,8 +21,10 @@ from django.utils.html import format_html, format_html_join
 
 from inventory.generation import bump_inventory_generation
 from inventory.models import (
+    QUANTITIES,
     AccessRule,
     ClusterNode,
+    DataSource,
     Discovered,
     GafferGraph,
     HdfsInstance,
@@ -238,6 +240,11 @@ class ProfileAdmin(admin.ModelAdmin):
         return access_display(obj)
 
 
+def _quantity_fieldsets() -> tuple[Any, ...]:
+    """One row per resource quantity: minimum, preset value, maximum."""
+    return tuple((f"{q.title} ({q.unit})", {"fields": ((f"{q.key}_min", q.key, f"{q.key}_max"),)}) for q in QUANTITIES)
+
+
 @admin.register(ResourcePreset)
 class ResourcePresetAdmin(admin.ModelAdmin):
     list_display = ("display_name", "slug", "default", "cpu_range", "mem_range", "spark_range", "disk_range", "order")
@@ -248,14 +255,7 @@ class ResourcePresetAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("display_name",)}
     fieldsets = (
         (None, {"fields": ("display_name", "slug", "description", "default", "order")}),
-        (
-            "Notebook CPU (vCPU)",
-            {"fields": (("cpu_min", "cpu", "cpu_max"),), "description": "Minimum, preset value, maximum."},
-        ),
-        ("Notebook memory (MB)", {"fields": (("mem_min", "mem", "mem_max"),)}),
-        ("Spark executor CPU (vCPU)", {"fields": (("spark_cpu_min", "spark_cpu", "spark_cpu_max"),)}),
-        ("Spark executor memory (MB)", {"fields": (("spark_mem_min", "spark_mem", "spark_mem_max"),)}),
-        ("New volume size (GB)", {"fields": (("disk_min", "disk", "disk_max"),)}),
+        *_quantity_fieldsets(),
     )
 
     @staticmethod
@@ -365,20 +365,29 @@ class AppliesToFilter(admin.SimpleListFilter):
         return queryset
 
 
+@admin.register(DataSource)
+class DataSourceAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "slug", "enabled", "file_names", "order")
+    list_editable = ("enabled", "order")
+    search_fields = ("slug", "display_name", "description")
+    prepopulated_fields = {"slug": ("display_name",)}
+
+    @admin.display(description="files")
+    def file_names(self, obj: DataSource) -> str:
+        return ", ".join(sorted(obj.files)) if isinstance(obj.files, dict) else "—"
+
+
+# Every kind a rule can name: a kind added to AccessRule appears here without being listed.
+_RULE_RELATIONS = tuple(relation.name for relation in AccessRule._meta.many_to_many)
+
+
 @admin.register(AccessRule)
 class AccessRuleAdmin(admin.ModelAdmin):
     form = AccessRuleForm
     list_display = ("name", "who", "grants", "ceilings")
     list_filter = (AppliesToFilter,)
     search_fields = ("name", "users", "groups")
-    filter_horizontal = (
-        "profiles",
-        "namespaces",
-        "hdfs_instances",
-        "gaffer_graphs",
-        "service_accounts",
-        "machine_types",
-    )
+    filter_horizontal = _RULE_RELATIONS
     fieldsets = (
         (None, {"fields": ("name",)}),
         (
@@ -392,21 +401,14 @@ class AccessRuleAdmin(admin.ModelAdmin):
         (
             "What",
             {
-                "fields": (
-                    "profiles",
-                    "namespaces",
-                    "hdfs_instances",
-                    "gaffer_graphs",
-                    "service_accounts",
-                    "machine_types",
-                ),
+                "fields": _RULE_RELATIONS,
                 "description": "Once any rule names an item, only users matching a rule that names it may use it.",
             },
         ),
         (
             "Resource ceilings",
             {
-                "fields": (("max_cpu", "max_mem"), ("max_spark_cpu", "max_spark_mem"), "max_disk", "max_gpus"),
+                "fields": (*(f"max_{quantity.key}" for quantity in QUANTITIES), "max_gpus"),
                 "description": "Blank: the presets' bounds. A user gets the most generous ceiling of the rules "
                 "matching them.",
             },
@@ -414,13 +416,7 @@ class AccessRuleAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AccessRule]:
-        return (
-            super()
-            .get_queryset(request)
-            .prefetch_related(
-                "profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts", "machine_types"
-            )
-        )
+        return super().get_queryset(request).prefetch_related(*_RULE_RELATIONS)
 
     @admin.display(description="applies to")
     def who(self, obj: AccessRule) -> str:
@@ -436,33 +432,21 @@ class AccessRuleAdmin(admin.ModelAdmin):
     @admin.display(description="grants")
     def grants(self, obj: AccessRule) -> str:
         parts = []
-        for label, related in (
-            ("profiles", obj.profiles),
-            ("namespaces", obj.namespaces),
-            ("HDFS", obj.hdfs_instances),
-            ("graphs", obj.gaffer_graphs),
-            ("service accounts", obj.service_accounts),
-            ("machine types", obj.machine_types),
-        ):
-            names = [str(item) for item in related.all()]
+        for relation in AccessRule._meta.many_to_many:
+            names = [str(item) for item in getattr(obj, relation.name).all()]
             if names:
-                parts.append(f"{label}: {', '.join(names)}")
+                parts.append(f"{relation.verbose_name}: {', '.join(names)}")
         return "; ".join(parts) or "—"
 
     @admin.display(description="ceilings")
     def ceilings(self, obj: AccessRule) -> str:
         parts = [
-            f"{label} {value}"
-            for label, value in (
-                ("CPU", obj.max_cpu),
-                ("mem", obj.max_mem),
-                ("Spark CPU", obj.max_spark_cpu),
-                ("Spark mem", obj.max_spark_mem),
-                ("disk", obj.max_disk),
-                ("GPUs", obj.max_gpus),
-            )
-            if value is not None
+            f"{quantity.key} {value} {quantity.unit}"
+            for quantity in QUANTITIES
+            if (value := getattr(obj, f"max_{quantity.key}")) is not None
         ]
+        if obj.max_gpus is not None:
+            parts.append(f"GPUs {obj.max_gpus}")
         return ", ".join(parts) or "—"
 
 

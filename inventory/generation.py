@@ -11,40 +11,43 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.apps import apps
 from django.db import connection, models
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from inventory.models import (
     AccessRule,
-    GafferGraph,
-    HdfsInstance,
+    ClusterNode,
     InventoryGeneration,
-    Namespace,
-    NamespaceOption,
-    NotebookVolume,
-    Profile,
-    ResourcePreset,
-    ServiceAccount,
-    SparkDefault,
+    LimitRange,
+    PodRequest,
+    ResourceQuota,
+    SyncRound,
 )
 
 GENERATION_PK = 1
 
-# Everything the spawn form and validation are drawn from.
-WATCHED_MODELS: tuple[type[models.Model], ...] = (
-    Namespace,
-    HdfsInstance,
-    GafferGraph,
-    ServiceAccount,
-    NotebookVolume,
-    Profile,
-    ResourcePreset,
-    NamespaceOption,
-    AccessRule,
-    SparkDefault,
+
+# Not what the form is drawn from: bookkeeping, and the capacity rows, which change with
+# every pod that starts or stops (bumping for them would throw away every worker's
+# snapshot at the cluster's churn rate).
+_NOT_FORM_INPUT: tuple[type[models.Model], ...] = (
+    SyncRound,
+    InventoryGeneration,
+    ClusterNode,
+    PodRequest,
+    ResourceQuota,
+    LimitRange,
 )
-_RULE_RELATIONS = ("profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts")
+
+
+def watched_models() -> tuple[type[models.Model], ...]:
+    """Everything the spawn form and validation are drawn from: every inventory model but those above.
+
+    Derived, so that a kind added to the inventory is watched without being listed here.
+    """
+    return tuple(model for model in apps.get_app_config("inventory").get_models() if model not in _NOT_FORM_INPUT)
 
 
 def bump_inventory_generation() -> None:
@@ -80,9 +83,9 @@ def _on_change(sender: Any, **kwargs: Any) -> None:
 
 def connect_signals() -> None:
     """Bump on every ORM save or delete of a watched model and every access-rule link change."""
-    for model in WATCHED_MODELS:
+    for model in watched_models():
         post_save.connect(_on_change, sender=model, dispatch_uid=f"inventory-generation-save-{model.__name__}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"inventory-generation-delete-{model.__name__}")
-    for relation in _RULE_RELATIONS:
-        through = getattr(AccessRule, relation).through
-        m2m_changed.connect(_on_change, sender=through, dispatch_uid=f"inventory-generation-m2m-{relation}")
+    for relation in AccessRule._meta.many_to_many:
+        through = getattr(AccessRule, relation.name).through
+        m2m_changed.connect(_on_change, sender=through, dispatch_uid=f"inventory-generation-m2m-{relation.name}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -462,6 +463,34 @@ class Profile(models.Model):
         return {**(self.kubespawner_override or {}), "image": self.image}
 
 
+@dataclass(frozen=True)
+class Quantity:
+    """A resource a notebook asks an amount of: a preset column (with ``_min``/``_max``) and a ceiling ``max_<key>``.
+
+    The built-in bounds, used while no preset exists, are the preset columns' defaults.
+    """
+
+    key: str
+    unit: str
+    # MB and GB are whole numbers; vCPU may be a fraction.
+    whole: bool
+    # What operators see it as in the admin.
+    title: str
+
+    def wire(self, value: Decimal) -> float | int:
+        """An amount as JSON carries it: whole quantities as integers, CPUs as floats."""
+        return int(value) if self.whole else float(value)
+
+
+QUANTITIES: tuple[Quantity, ...] = (
+    Quantity("cpu", "vCPU", whole=False, title="Notebook CPU"),
+    Quantity("mem", "MB", whole=True, title="Notebook memory"),
+    Quantity("spark_cpu", "vCPU", whole=False, title="Spark executor CPU"),
+    Quantity("spark_mem", "MB", whole=True, title="Spark executor memory"),
+    Quantity("disk", "GB", whole=True, title="New volume size"),
+)
+
+
 def _positive_decimal() -> list[MinValueValidator]:
     return [MinValueValidator(Decimal("0"))]
 
@@ -499,7 +528,7 @@ class ResourcePreset(models.Model):
     disk_min = models.PositiveIntegerField(default=1, help_text="GB")
     disk_max = models.PositiveIntegerField(default=100, help_text="GB")
 
-    BOUNDED = ("cpu", "mem", "spark_cpu", "spark_mem", "disk")
+    BOUNDED = tuple(quantity.key for quantity in QUANTITIES)
 
     class Meta:
         ordering = ("order", "display_name")
@@ -568,6 +597,42 @@ class NamespaceOption(models.Model):
             )
 
 
+# What a ConfigMap accepts as a file name (a data key), and its size limit.
+_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_CONFIG_MAP_MAX_BYTES = 1024 * 1024
+
+
+class DataSource(models.Model):
+    """Connection settings operators curate (endpoints, catalogues): files a notebook given it reads.
+
+    /prespawn puts the files in a ConfigMap of the notebook's namespace and mounts it
+    at ``/etc/datasources/<slug>``. Open to everyone until an access rule names it.
+    """
+
+    slug = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.CharField(max_length=500, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text='File name → content, e.g. {"kafka.properties": "…"}')
+    enabled = models.BooleanField(default=True)
+    order = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ("order", "display_name")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def clean(self) -> None:
+        files = self.files
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise ValidationError({"files": "Must be a JSON object of file names and their text."})
+        bad = [name for name in files if not _CONFIG_MAP_KEY.match(name)]
+        if bad:
+            raise ValidationError({"files": f"'{bad[0][:60]}' is not a file name a ConfigMap can hold."})
+        if sum(len(k.encode()) + len(v.encode()) for k, v in files.items()) > _CONFIG_MAP_MAX_BYTES:
+            raise ValidationError({"files": "The files are larger than a ConfigMap can hold (1 MiB)."})
+
+
 class AccessRule(models.Model):
     """Who (users, JupyterHub groups, or everyone) may use what, and their ceilings.
 
@@ -588,6 +653,7 @@ class AccessRule(models.Model):
     machine_types: models.ManyToManyField[MachineType, Any] = models.ManyToManyField(
         "MachineType", blank=True, related_name="access_rules"
     )
+    data_sources = models.ManyToManyField(DataSource, blank=True, related_name="access_rules")
 
     max_cpu = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     max_mem = models.PositiveIntegerField(null=True, blank=True, help_text="MB")
@@ -618,8 +684,8 @@ class AccessRule(models.Model):
             raise ValidationError("Name at least one user or group, or tick 'everyone'.")
         errors = {
             field: "A ceiling must be above zero."
-            for field in ("max_cpu", "max_mem", "max_spark_cpu", "max_spark_mem", "max_disk")
-            # max_gpus may be 0: a rule can grant a GPU machine type's CPU-only sizes.
+            for field in (f"max_{quantity.key}" for quantity in QUANTITIES)
+            # max_gpus (not a preset quantity) may be 0: a rule can grant a GPU machine type's CPU-only sizes.
             if getattr(self, field) is not None and getattr(self, field) <= 0
         }
         if errors:

@@ -23,7 +23,7 @@ from kube.provision import (
     list_pods,
     pods_exist,
 )
-from spawning.provisioning import (
+from spawning.labels import (
     ANNOTATION_LAST_APPLIED,
     ANNOTATION_POD_NAME,
     LABEL_SERVERNAME,

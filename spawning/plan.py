@@ -56,6 +56,12 @@ class SparkChoice:
 
 
 @dataclass(frozen=True)
+class DataSourceChoice:
+    slug: str
+    files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class SpawnPlan:
     username: str
     server_name: str
@@ -70,6 +76,7 @@ class SpawnPlan:
     hdfs: HdfsChoice | None = None
     gaffer: GafferChoice | None = None
     spark: SparkChoice | None = None
+    data_source: DataSourceChoice | None = None
     groups: tuple[str, ...] = field(default=())
     # The profile's extra KubeSpawner trait values, passed to the hub as they are.
     kubespawner_override: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

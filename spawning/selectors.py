@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -12,58 +11,14 @@ from typing import Any
 from django.db import connection
 
 from inventory import freshness
-from inventory.access import (
-    Bound,
-    NamespaceChoice,
-    UserAccess,
-    effective_bounds,
-    may_use_graph,
-    may_use_hdfs,
-    may_use_profile,
-    may_use_service_account,
-    may_use_volume,
-    namespace_choices,
-    preset_fits,
-)
 from inventory.generation import GENERATION_PK
 from inventory.models import InventoryGeneration, SyncRound
-from spawning.form import CUSTOM_PRESET
 from spawning.models import RememberedChoices
-from spawning.snapshot import InventorySnapshot, Offer, inventory_snapshot
-
-# Form fields whose remembered value is kept only while it is still offered.
-_CHOICE_FIELDS = (
-    "profile",
-    "resource_preset",
-    "k8s_namespace",
-    "volume",
-    "k8s_service_account",
-    "hdfs",
-    "gaffer_graph",
-)
-# Form field → bound it must lie within.
-NUMBER_FIELDS: dict[str, str] = {
-    "resources_cpu": "cpu",
-    "resources_mem": "mem",
-    "resources_hdd": "disk",
-    "spark_cpu": "spark_cpu",
-    "spark_mem": "spark_mem",
-}
-
-
-def _number(value: Decimal, bound_name: str) -> float | int:
-    if bound_name in ("cpu", "spark_cpu"):
-        return float(value)
-    return int(value)
-
-
-def _bounds_out(bounds: dict[str, Bound]) -> dict[str, dict[str, float | int]]:
-    return {name: {"min": _number(b.min, name), "max": _number(b.max, name)} for name, b in bounds.items()}
-
-
-def default_volume_name(server_name: str) -> str:
-    """The original named a new volume after the server, or ``default`` for the default server."""
-    return server_name or "default"
+from spawning.offers import KINDS, NUMBER_FIELDS
+from spawning.offers.base import OfferContext
+from spawning.offers.resources import user_bounds
+from spawning.replies import Freshness, OptionsData
+from spawning.snapshot import inventory_snapshot
 
 
 def inventory_freshness() -> dict[str, Any]:
@@ -130,141 +85,54 @@ def request_state(*, username: str, server_name: str) -> RequestState:
 
 
 def options_data(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> dict[str, Any]:
+    """The /options data as sent (without the form's HTML), serialized through its output serializer."""
+    from spawning.serializers import options_output
+
+    reply = options_reply(
+        username=username, server_name=server_name, groups=groups, default_namespace=default_namespace
+    )
+    return options_output(reply)
+
+
+def options_reply(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> OptionsData:
     """Everything the spawn form offers this user; a fixed number of queries whatever the inventory size.
 
     What does not depend on the user comes from the per-process inventory snapshot
-    (one query while the inventory is unchanged); the access rules are applied
-    here with the predicates /prespawn uses.
+    (one query while the inventory is unchanged); each offered kind applies the
+    access rules with the predicates /prespawn uses.
     """
     state = request_state(username=username, server_name=server_name)
     snapshot = inventory_snapshot(generation=state.generation)
     access = snapshot.rules.for_user(username=username, groups=groups)
-    return _options_data(
+    ctx = OfferContext(
         snapshot=snapshot,
-        state=state,
         access=access,
+        bounds=user_bounds(snapshot, access),
         username=username,
         server_name=server_name,
         default_namespace=default_namespace,
     )
-
-
-def _namespaces(snapshot: InventorySnapshot, access: UserAccess) -> list[NamespaceChoice]:
-    return namespace_choices(access=access, options=snapshot.namespace_options, present=snapshot.present_namespaces)
-
-
-def _in_namespaces(by_namespace: Mapping[str, tuple[Offer, ...]], namespaces: list[str]) -> list[Offer]:
-    """The offers in these namespaces, in the inventory's order."""
-    offers = [offer for name in dict.fromkeys(namespaces) for offer in by_namespace.get(name, ())]
-    return sorted(offers, key=lambda offer: offer.position)
-
-
-def _options_data(
-    *,
-    snapshot: InventorySnapshot,
-    state: RequestState,
-    access: UserAccess,
-    username: str,
-    server_name: str,
-    default_namespace: str,
-) -> dict[str, Any]:
-    presets = list(snapshot.presets)
-    bounds = effective_bounds(access=access, presets=presets)
-    namespaces = _namespaces(snapshot, access)
-    namespace_names = [n.name for n in namespaces]
-    accounts = [
-        o
-        for o in _in_namespaces(snapshot.accounts_by_namespace, namespace_names)
-        if may_use_service_account(access, o.item, namespaces=namespace_names)
-    ]
-    volumes = [
-        o
-        for o in _in_namespaces(snapshot.volumes_by_namespace, namespace_names)
-        if may_use_volume(access, o.item, namespaces=namespace_names)
-    ]
-
-    # Copies: the snapshot's dicts are shared by every request of this process.
-    data: dict[str, Any] = {
-        "username": username,
-        "server_name": server_name,
-        "profiles": [dict(o.out) for o in snapshot.profiles if may_use_profile(access, o.item)],
-        "presets": [dict(snapshot.preset_out[p.pk]) for p in presets if preset_fits(p, bounds)],
-        "bounds": _bounds_out(bounds),
-        "namespaces": [{"name": n.name, "description": n.description} for n in namespaces],
-        "service_accounts": [dict(o.out) for o in accounts],
-        "volumes": [dict(o.out) for o in volumes],
-        "hdfs": [dict(o.out) for o in snapshot.hdfs if may_use_hdfs(access, o.item)],
-        "gaffer_graphs": [dict(o.out) for o in snapshot.graphs if may_use_graph(access, o.item)],
-        "inventory": state.freshness,
-    }
-    data["selected"] = _selected(
-        data=data,
-        bounds=bounds,
-        remembered=state.remembered,
-        server_name=server_name,
-        default_namespace=default_namespace,
-    )
-    return data
-
-
-def _selected(
-    *,
-    data: dict[str, Any],
-    bounds: dict[str, Bound],
-    remembered: dict[str, str],
-    server_name: str,
-    default_namespace: str,
-) -> dict[str, str]:
-    """Last time's choices for this server where still offered and in bounds, else the defaults."""
-    profiles = [p["slug"] for p in data["profiles"]]
-    default_profile = next((p["slug"] for p in data["profiles"] if p["default"]), profiles[0] if profiles else "")
-    presets = [p["slug"] for p in data["presets"]]
-    default_preset = next((p["slug"] for p in data["presets"] if p["default"]), "")
-    namespaces = [n["name"] for n in data["namespaces"]]
-    if default_namespace in namespaces:
-        namespace = default_namespace
-    else:
-        namespace = namespaces[0] if namespaces else ""
-
-    selected: dict[str, str] = {
-        "profile": default_profile,
-        "resource_preset": default_preset,
-        "k8s_namespace": namespace,
-        "volume": "",
-        "volume_name": default_volume_name(server_name),
-        "k8s_service_account": "",
-        "hdfs": "",
-        "gaffer_graph": "",
-    }
-    for field, bound_name in NUMBER_FIELDS.items():
-        selected[field] = str(_number(bounds[bound_name].default, bound_name))
-
-    offered: dict[str, set[str]] = {
-        "profile": set(profiles),
-        "resource_preset": set(presets) | {CUSTOM_PRESET},
-        "k8s_namespace": set(namespaces),
-        "volume": {v["id"] for v in data["volumes"]} | {""},
-        "k8s_service_account": {a["id"] for a in data["service_accounts"]} | {""},
-        "hdfs": {i["id"] for i in data["hdfs"]} | {""},
-        "gaffer_graph": {g["id"] for g in data["gaffer_graphs"]} | {""},
-    }
-    for field in _CHOICE_FIELDS:
-        value = remembered.get(field)
-        if isinstance(value, str) and value in offered[field]:
-            selected[field] = value
-    for field, bound_name in NUMBER_FIELDS.items():
-        value = remembered.get(field)
+    for kind in KINDS:
+        kind.offer(ctx)
+    selected: dict[str, str] = {}
+    for kind in KINDS:
+        kind.preselect(ctx, state.remembered, selected)
+    # A remembered number is kept while it lies within this user's bounds.
+    for field in NUMBER_FIELDS:
+        bound = ctx.bounds[field.key]
+        value = state.remembered.get(field.name)
+        selected[field.name] = str(field.wire(bound.default))
         try:
             number = Decimal(str(value))
         except (ArithmeticError, ValueError):
             continue
-        if value is not None and number.is_finite() and bounds[bound_name].contains(number):
-            selected[field] = str(value)
-    if isinstance(remembered.get("volume_name"), str) and remembered["volume_name"]:
-        selected["volume_name"] = remembered["volume_name"]
-    # A remembered account or volume from another namespace would be a choice the form cannot show.
-    chosen_ns = selected["k8s_namespace"]
-    for field, items in (("volume", data["volumes"]), ("k8s_service_account", data["service_accounts"])):
-        if selected[field] and not any(i["id"] == selected[field] and i["namespace"] == chosen_ns for i in items):
-            selected[field] = ""
-    return selected
+        if value is not None and number.is_finite() and bound.contains(number):
+            selected[field.name] = str(value)
+    freshness = state.freshness
+    return OptionsData(
+        username=username,
+        server_name=server_name,
+        offered=ctx.offered,
+        selected=selected,
+        inventory=Freshness(last_synced_at=freshness["last_synced_at"], stale=freshness["stale"]),
+    )

@@ -7,6 +7,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from spawning.offers import KINDS
+from spawning.replies import OptionsData, PrespawnReply
+
 # Longest value a form field may carry: well above any id (namespace:name is at most 317).
 MAX_OPTION_LENGTH = 1000
 # As many fields as Django lets a form-encoded body carry (DATA_UPLOAD_MAX_NUMBER_FIELDS); the form has a dozen.
@@ -160,79 +163,7 @@ class PoststopInputSerializer(IdentitySerializer):
     default_namespace = serializers.CharField(max_length=63, required=False, allow_blank=True, default="")
 
 
-# --- Output shapes (for the OpenAPI schema) --------------------------------
-
-
-class _ProfileOut(serializers.Serializer):
-    slug = serializers.CharField()
-    display_name = serializers.CharField()
-    description = serializers.CharField()
-    image = serializers.CharField()
-    default = serializers.BooleanField()
-    enable_hdfs = serializers.BooleanField()
-    enable_gaffer = serializers.BooleanField()
-    enable_spark = serializers.BooleanField()
-
-
-class _PresetOut(serializers.Serializer):
-    slug = serializers.CharField()
-    display_name = serializers.CharField()
-    description = serializers.CharField()
-    default = serializers.BooleanField()
-    cpu = serializers.FloatField()
-    mem = serializers.IntegerField()
-    spark_cpu = serializers.FloatField()
-    spark_mem = serializers.IntegerField()
-    disk = serializers.IntegerField()
-
-
-class _RangeOut(serializers.Serializer):
-    min = serializers.FloatField()
-    max = serializers.FloatField()
-
-
-class _BoundsOut(serializers.Serializer):
-    cpu = _RangeOut()
-    mem = _RangeOut()
-    spark_cpu = _RangeOut()
-    spark_mem = _RangeOut()
-    disk = _RangeOut()
-
-
-class _NamespaceOut(serializers.Serializer):
-    name = serializers.CharField()
-    description = serializers.CharField()
-
-
-class _ServiceAccountOut(serializers.Serializer):
-    id = serializers.CharField(help_text="namespace:name")
-    namespace = serializers.CharField()
-    name = serializers.CharField()
-    # DRF's metaclass moves declared fields off the class, so this does not shadow
-    # Field.label at run time; the stubs cannot see that.
-    label = serializers.CharField()  # type: ignore[assignment]
-    description = serializers.CharField()
-    role_arn = serializers.CharField()
-    role_name = serializers.CharField()
-    role_console_url = serializers.CharField()
-
-
-class _VolumeOut(serializers.Serializer):
-    id = serializers.CharField(help_text="namespace:claim name")
-    namespace = serializers.CharField()
-    name = serializers.CharField()
-    volume_name = serializers.CharField()
-    server_name = serializers.CharField()
-    capacity = serializers.CharField()
-
-
-class _InstanceOut(serializers.Serializer):
-    id = serializers.CharField()
-    # DRF's metaclass moves declared fields off the class, so this does not shadow
-    # Field.label at run time; the stubs cannot see that.
-    label = serializers.CharField()  # type: ignore[assignment]
-    description = serializers.CharField()
-    url = serializers.CharField()
+# --- Output shapes: every reply is serialized through these ------------------
 
 
 class _InventoryOut(serializers.Serializer):
@@ -240,44 +171,66 @@ class _InventoryOut(serializers.Serializer):
     stale = serializers.BooleanField()
 
 
-class OptionsOutputSerializer(serializers.Serializer):
-    """The form's HTML and the data it was drawn from: only what this user may use."""
-
+class _OptionsIdentityOut(serializers.Serializer):
     username = serializers.CharField()
     server_name = serializers.CharField()
-    profiles = _ProfileOut(many=True)
-    presets = _PresetOut(many=True)
-    bounds = _BoundsOut()
-    namespaces = _NamespaceOut(many=True)
-    service_accounts = _ServiceAccountOut(many=True)
-    volumes = _VolumeOut(many=True)
-    hdfs = _InstanceOut(many=True)
-    gaffer_graphs = _InstanceOut(many=True)
-    selected = serializers.DictField(child=serializers.CharField(), help_text="Preselected form values")
-    inventory = _InventoryOut()
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # An optional key (spawning.offers.base.Out) with nothing offered is left out.
+        return {key: value for key, value in data.items() if value or self.fields[key].required}
+
+
+# The /options data (spawning.replies.OptionsData): who it is for, what each offered kind
+# offers under its reply keys (spawning/offers), the inventory's freshness and the preselection.
+OptionsDataSerializer = type(
+    "OptionsDataSerializer",
+    (_OptionsIdentityOut,),
+    {
+        **{key: out.field(key) for kind in KINDS for key, out in kind.output_fields().items()},
+        "inventory": _InventoryOut(),
+        "selected": serializers.DictField(child=serializers.CharField(), help_text="Preselected form values"),
+    },
+)
+
+
+class OptionsOutputSerializer(OptionsDataSerializer):  # type: ignore[valid-type,misc]
+    """The form's HTML and the data it was drawn from: only what this user may use."""
+
     html = serializers.CharField(help_text="The spawn form")
 
 
 class _ResourcesOut(serializers.Serializer):
-    cpu_guarantee = serializers.FloatField(required=False)
-    cpu_limit = serializers.FloatField(required=False)
-    mem_guarantee = serializers.CharField(required=False)
-    mem_limit = serializers.CharField(required=False)
-    storage_capacity = serializers.CharField(required=False)
+    cpu_guarantee = serializers.FloatField()
+    cpu_limit = serializers.FloatField()
+    mem_guarantee = serializers.CharField()
+    mem_limit = serializers.CharField()
+    storage_capacity = serializers.CharField()
 
 
-class PrespawnOutputSerializer(serializers.Serializer):
-    """The KubeSpawner overrides the hub applies; every key optional."""
+class _Omitting(serializers.Serializer):
+    """Leaves out the keys whose value is None, as the original left out what did not apply."""
 
-    namespace = serializers.CharField(required=False)
-    resources = _ResourcesOut(required=False)
-    env = serializers.DictField(child=serializers.CharField(), required=False)
-    labels = serializers.DictField(child=serializers.CharField(), required=False)
-    serviceAccount = serializers.CharField(required=False)  # the hub's key
-    pvc_name = serializers.CharField(required=False)
-    storage_extra_labels = serializers.DictField(child=serializers.CharField(), required=False)
-    volumes = serializers.ListField(child=serializers.DictField(), required=False)
-    volumeMounts = serializers.ListField(child=serializers.DictField(), required=False)
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {key: value for key, value in super().to_representation(instance).items() if value is not None}
+
+
+class PrespawnOutputSerializer(_Omitting):
+    """The KubeSpawner overrides the hub applies (keys as hub/optionsportal_hub/reply.py reads them)."""
+
+    namespace = serializers.CharField()
+    image = serializers.CharField(required=False, help_text="Only with reply_version 2.")
+    resources = _ResourcesOut()
+    env = serializers.DictField(child=serializers.CharField())
+    labels = serializers.DictField(child=serializers.CharField())
+    storage_extra_labels = serializers.DictField(child=serializers.CharField())
+    volumes = serializers.ListField(child=serializers.DictField())
+    volumeMounts = serializers.ListField(child=serializers.DictField())
+    serviceAccount = serializers.CharField(required=False)
+    pvc_name = serializers.CharField(required=False, help_text="An existing claim of the user's.")
+    kubespawner_override = serializers.DictField(
+        required=False, help_text="Only with reply_version 2: the profile's extra KubeSpawner traits."
+    )
     objects = serializers.ListField(
         child=serializers.DictField(),
         required=False,
@@ -291,6 +244,36 @@ class PrespawnOutputSerializer(serializers.Serializer):
             "`local` when no cluster is configured and the manifests were only built."
         ),
     )
+
+
+class PrespawnOutputV1Serializer(PrespawnOutputSerializer):
+    """``reply_version`` 1: the original contract's keys only.
+
+    A hub on that contract mutates its spawner from the reply, and keys it never knew
+    could set traits it does not expect.
+    """
+
+    # None removes an inherited field (DRF); the stubs do not know that.
+    image = None  # type: ignore[assignment]
+    kubespawner_override = None  # type: ignore[assignment]
+
+
+# One instance of each, reused: a serializer deep-copies its declared fields every time one
+# is made, which for the nested /options data cost about 2 ms of a 6 ms request at the
+# bench's inventory (bench/portal_bench.py, in-process, 2026-12-01). ``to_representation``
+# only reads the fields, so one instance serves every request and thread.
+_OPTIONS_DATA = OptionsDataSerializer()
+_PRESPAWN_OUTPUT = {1: PrespawnOutputV1Serializer(), 2: PrespawnOutputSerializer()}
+
+
+def options_output(reply: OptionsData) -> dict[str, Any]:
+    """The /options data as sent (without the form's HTML)."""
+    return _OPTIONS_DATA.to_representation(reply)
+
+
+def prespawn_output(reply: PrespawnReply, *, reply_version: int) -> dict[str, Any]:
+    """The reply as sent for the hub's ``reply_version``."""
+    return _PRESPAWN_OUTPUT[2 if reply_version >= 2 else 1].to_representation(reply)
 
 
 class _ObjectOut(serializers.Serializer):

@@ -8,61 +8,36 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
-from functools import partial
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from inventory.access import (
-    WHOLE_NUMBER_FIELDS,
-    Bound,
-    UserAccess,
-    effective_bounds,
-    may_use_graph,
-    may_use_hdfs,
-    may_use_profile,
-    may_use_service_account,
-    may_use_volume,
-    namespace_choices,
-    preset_fits,
-)
-from inventory.models import GafferGraph, Profile
+from inventory.models import GafferGraph
 from kube.client import KubeError
 from spawning import cleanup, provisioning
+from spawning.access import UserAccess
 from spawning.errors import ChoiceRefused
-from spawning.form import CUSTOM_PRESET
 from spawning.locks import server_lock
 from spawning.models import RememberedChoices, SpawnRecord
-from spawning.plan import (
-    GafferChoice,
-    HdfsChoice,
-    ServiceAccountChoice,
-    SparkChoice,
-    SpawnPlan,
-    VolumeChoice,
-)
-from spawning.selectors import NUMBER_FIELDS, default_volume_name
+from spawning.offers import KINDS, NUMBER_FIELDS
+from spawning.offers.base import NumberField, Validation, plain
+from spawning.offers.resources import user_bounds
+from spawning.plan import SpawnPlan
+from spawning.serializers import prespawn_output
 from spawning.snapshot import InventorySnapshot, current_snapshot
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-# A Kubernetes label value: the volume name is stored as one on the claim.
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
-# A refused spawn's record keeps at most this much of what was submitted.
 STORED_FIELDS = 50
 STORED_VALUE_LENGTH = 200
 OMITTED_KEY = "…"
-_UNITS = {"cpu": "vCPU", "mem": "MB", "disk": "GB", "spark_cpu": "vCPU", "spark_mem": "MB"}
 
 
 @dataclass(frozen=True)
@@ -78,195 +53,6 @@ def _option(options: Mapping[str, str], field: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _plain(value: Decimal) -> str:
-    """``1.00`` → ``1``, ``0.10`` → ``0.1``, never an exponent."""
-    return format(value.normalize(), "f")
-
-
-def _parse_number(field: str, raw: str, bound_name: str, bound: Bound) -> Decimal:
-    if raw == "":
-        return bound.default
-    try:
-        value = Decimal(raw)
-    except (InvalidOperation, ValueError):
-        raise ChoiceRefused(field, f"'{raw[:50]}' is not a number.") from None
-    if not value.is_finite():
-        raise ChoiceRefused(field, f"'{raw[:50]}' is not a number.")
-    unit = _UNITS[bound_name]
-    if not bound.contains(value):
-        raise ChoiceRefused(
-            field, f"{raw[:50]} is outside the allowed range {_plain(bound.min)} to {_plain(bound.max)} {unit}."
-        )
-    if bound_name in WHOLE_NUMBER_FIELDS and value != value.to_integral_value():
-        raise ChoiceRefused(field, f"{raw[:50]} must be a whole number of {unit}.")
-    return value
-
-
-def _volume_name(raw: str, server_name: str) -> str:
-    if raw == "":
-        # Provisioning turns it into a safe label value, as it does the server name itself.
-        return default_volume_name(server_name)
-    if not _LABEL_VALUE.match(raw):
-        raise ChoiceRefused(
-            "volume_name",
-            "A volume name is 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit.",
-        )
-    return raw
-
-
-def _checked(field: str, what: str, key: str, items: Mapping[str, Any], allowed: Callable[[Any], bool]) -> Any:
-    # The snapshot holds only offered items: a hidden or missing one is not found at all.
-    item = items.get(key)
-    # Hidden, missing, unavailable and unknown look the same: operators hide things for a reason.
-    if item is None or not item.is_offered:
-        raise ChoiceRefused(field, f"There is no {what} '{key[:320]}' available.")
-    if not allowed(item):
-        raise ChoiceRefused(field, f"You may not use the {what} '{key[:320]}'.")
-    return item
-
-
-def _profile_choice(snapshot: InventorySnapshot, access: UserAccess, slug: str) -> Profile:
-    profile = snapshot.profiles_by_slug.get(slug) if slug else None
-    if profile is None:
-        raise ChoiceRefused("profile", f"There is no profile '{slug[:63]}'." if slug else "Choose a profile.")
-    if not profile.enabled:
-        raise ChoiceRefused("profile", f"The profile '{slug}' is disabled.")
-    if not may_use_profile(access, profile):
-        raise ChoiceRefused("profile", f"You may not use the profile '{slug}'.")
-    return profile
-
-
-def _namespace_choice(namespace: str, allowed: list[str]) -> str:
-    if not namespace:
-        raise ChoiceRefused("k8s_namespace", "Choose a namespace.")
-    if namespace not in allowed:
-        raise ChoiceRefused("k8s_namespace", f"You may not use the namespace '{namespace[:63]}'.")
-    return namespace
-
-
-class _Refusals:
-    """Every refused field of one spawn, so the user can fix them all at once."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def check(self, call: Callable[[], T]) -> T | None:
-        """``call()``, or None after noting its refusal."""
-        try:
-            return call()
-        except ChoiceRefused as exc:
-            for field, reasons in exc.refusals.items():
-                self.fields.setdefault(field, []).extend(reasons)
-            return None
-
-    def raise_any(self) -> None:
-        if self.fields:
-            raise ChoiceRefused.of(self.fields)
-
-
-def _numbers(snapshot: InventorySnapshot, access: UserAccess, options: Mapping[str, str]) -> dict[str, Decimal]:
-    presets = list(snapshot.presets)
-    bounds = effective_bounds(access=access, presets=presets)
-    preset = _option(options, "resource_preset")
-    refusals = _Refusals()
-    # The preset only says which button was pressed; the numbers are what count, and are checked below.
-    if preset not in ("", CUSTOM_PRESET) and not any(p.slug == preset and preset_fits(p, bounds) for p in presets):
-        refusals.fields["resource_preset"] = [f"There is no preset '{preset[:63]}' you may use."]
-    numbers: dict[str, Decimal] = {}
-    for field, bound_name in NUMBER_FIELDS.items():
-        value = refusals.check(partial(_parse_number, field, _option(options, field), bound_name, bounds[bound_name]))
-        if value is not None:
-            numbers[field] = value
-    refusals.raise_any()
-    return numbers
-
-
-def _volume_choice(
-    snapshot: InventorySnapshot,
-    access: UserAccess,
-    options: Mapping[str, str],
-    *,
-    namespace: str,
-    allowed: list[str],
-    server_name: str,
-    disk: int,
-) -> VolumeChoice:
-    volume_id = _option(options, "volume")
-    volume_name = _volume_name(_option(options, "volume_name"), server_name)
-    if not volume_id:
-        return VolumeChoice(volume_name=volume_name, size_gb=disk)
-    volume = _checked(
-        "volume", "volume", volume_id, snapshot.volumes_by_key, lambda v: may_use_volume(access, v, namespaces=allowed)
-    )
-    if volume.namespace != namespace:
-        raise ChoiceRefused("volume", f"The volume '{volume_id}' is not in the namespace '{namespace}'.")
-    return VolumeChoice(volume_name=volume.volume_name or volume_name, size_gb=disk, existing_claim=volume.name)
-
-
-def _account_choice(
-    snapshot: InventorySnapshot, access: UserAccess, account_id: str, *, namespace: str, allowed: list[str]
-) -> ServiceAccountChoice | None:
-    if not account_id:
-        return None
-    account = _checked(
-        "k8s_service_account",
-        "service account",
-        account_id,
-        snapshot.accounts_by_key,
-        lambda a: may_use_service_account(access, a, namespaces=allowed),
-    )
-    if account.namespace != namespace:
-        raise ChoiceRefused(
-            "k8s_service_account", f"The service account '{account_id}' is not in the namespace '{namespace}'."
-        )
-    return ServiceAccountChoice(namespace=account.namespace, name=account.name, role_arn=account.role_arn)
-
-
-def _hdfs_choice(snapshot: InventorySnapshot, access: UserAccess, hdfs_id: str, profile: Profile) -> HdfsChoice | None:
-    if not hdfs_id:
-        return None
-    if not profile.enable_hdfs:
-        raise ChoiceRefused("hdfs", f"The profile '{profile.slug}' does not enable HDFS.")
-    instance = _checked("hdfs", "HDFS instance", hdfs_id, snapshot.hdfs_by_key, lambda i: may_use_hdfs(access, i))
-    return HdfsChoice(id=instance.key, url=instance.url)
-
-
-def _gaffer_choice(
-    snapshot: InventorySnapshot, access: UserAccess, graph_id: str, profile: Profile
-) -> GafferChoice | None:
-    if not graph_id:
-        return None
-    if not profile.enable_gaffer:
-        raise ChoiceRefused("gaffer_graph", f"The profile '{profile.slug}' does not enable Gaffer.")
-    graph = _checked(
-        "gaffer_graph", "Gaffer graph", graph_id, snapshot.graphs_by_key, lambda g: may_use_graph(access, g)
-    )
-    graph_config_map, schema_config_map, store_secret = graph.mounted_files()
-    return GafferChoice(
-        id=graph.key,
-        namespace=graph.namespace,
-        # The snapshot leaves the labels out but keeps this one.
-        instance=snapshot.graph_instances.get(graph.pk) or graph.name,
-        url=graph.url,
-        graph_config_map=graph_config_map,
-        schema_config_map=schema_config_map,
-        store_secret=store_secret,
-    )
-
-
-def _spark_choice(snapshot: InventorySnapshot, profile: Profile, numbers: Mapping[str, Decimal]) -> SparkChoice | None:
-    if not profile.enable_spark:
-        return None
-    return SparkChoice(
-        image=profile.spark_image,
-        executor_cpu=numbers["spark_cpu"],
-        executor_mem_mb=int(numbers["spark_mem"]),
-        ingress_host=profile.spark_ingress_host,
-        ingress_path=profile.spark_ingress_path,
-        defaults=snapshot.spark_defaults,
-    )
-
-
 def _validate(
     *,
     snapshot: InventorySnapshot,
@@ -278,87 +64,41 @@ def _validate(
     profile: str,
     user_options: Mapping[str, str],
 ) -> ValidatedSpawn:
-    """Every check, in form order; every refused field is reported. Nothing here touches the cluster.
-
-    A check that needs an earlier choice (the volume its namespace, HDFS its
-    profile) runs only once that choice was accepted.
+    """Every offered kind's checks, in form order; every refused field is reported. Nothing here touches the cluster.
 
     Everything is read from ``snapshot``, the inventory the form is drawn from, and
     ``access`` must come from its rules, so what is offered and what is accepted agree.
     """
+    v = Validation(
+        snapshot=snapshot,
+        access=access,
+        bounds=user_bounds(snapshot, access),
+        options=user_options,
+        username=username,
+        server_name=server_name,
+        pod_name=pod_name,
+        default_namespace=default_namespace,
+        requested_profile=profile,
+    )
     if not pod_name:
-        raise ChoiceRefused("pod_name", "The hub must name the notebook's pod.")
-    refusals = _Refusals()
-    chosen_profile = refusals.check(
-        partial(_profile_choice, snapshot, access, profile or _option(user_options, "profile"))
-    )
-    allowed = [
-        n.name
-        for n in namespace_choices(
-            access=access, options=snapshot.namespace_options, present=snapshot.present_namespaces
-        )
-    ]
-    namespace = refusals.check(
-        partial(_namespace_choice, _option(user_options, "k8s_namespace") or default_namespace, allowed)
-    )
-    numbers = refusals.check(partial(_numbers, snapshot, access, user_options))
-    account_id = _option(user_options, "k8s_service_account")
-    hdfs_id = _option(user_options, "hdfs")
-    graph_id = _option(user_options, "gaffer_graph")
-    volume = account = None
-    if namespace is not None:
-        volume = refusals.check(
-            partial(
-                _volume_choice,
-                snapshot,
-                access,
-                user_options,
-                namespace=namespace,
-                allowed=allowed,
-                server_name=server_name,
-                # Without a valid size the volume is still checked; the spawn is refused anyway.
-                disk=int(numbers["resources_hdd"]) if numbers is not None else 0,
-            )
-        )
-        account = refusals.check(
-            partial(_account_choice, snapshot, access, account_id, namespace=namespace, allowed=allowed)
-        )
-    hdfs = gaffer = None
-    if chosen_profile is not None:
-        hdfs = refusals.check(partial(_hdfs_choice, snapshot, access, hdfs_id, chosen_profile))
-        gaffer = refusals.check(partial(_gaffer_choice, snapshot, access, graph_id, chosen_profile))
-    refusals.raise_any()
-    # Every check passed, so every choice was made.
-    assert chosen_profile is not None and namespace is not None and numbers is not None and volume is not None
+        v.refuse("pod_name", "The hub must name the notebook's pod.")
+    for kind in KINDS:
+        kind.validate(v)
+    if v.refusals:
+        raise ChoiceRefused.of(v.refusals)
     plan = SpawnPlan(
         username=username,
         server_name=server_name,
         pod_name=pod_name,
-        namespace=namespace,
-        profile_slug=chosen_profile.slug,
-        image=chosen_profile.image,
-        cpu=numbers["resources_cpu"],
-        mem_mb=int(numbers["resources_mem"]),
-        volume=volume,
-        service_account=account,
-        hdfs=hdfs,
-        gaffer=gaffer,
-        spark=_spark_choice(snapshot, chosen_profile, numbers),
         groups=tuple(sorted(access.groups)),
-        kubespawner_override={k: v for k, v in chosen_profile.kubespawner_override.items() if k != "image"},
+        **v.plan,
     )
-    choices = {
-        "profile": chosen_profile.slug,
-        "resource_preset": _option(user_options, "resource_preset"),
-        "k8s_namespace": namespace,
-        "volume": _option(user_options, "volume"),
-        "volume_name": volume.volume_name,
-        "k8s_service_account": account_id,
-        "hdfs": hdfs_id,
-        "gaffer_graph": graph_id,
-        **{field: _plain(value) for field, value in numbers.items()},
-    }
+    choices = {**v.choices, **{field.name: plain(value) for field, value in _numbers(v)}}
     return ValidatedSpawn(plan=plan, choices=choices)
+
+
+def _numbers(v: Validation) -> list[tuple[NumberField, Decimal]]:
+    return [(field, v.numbers[field.name]) for field in NUMBER_FIELDS]
 
 
 def prespawn_validate(
@@ -520,9 +260,7 @@ def prespawn_provision(
         # The lock covers the record too: the next spawn of this server prunes by it.
         with server_lock(username=username, server_name=server_name):
             result = provisioning.provision(plan, previous=_previous_objects(username, server_name))
-            reply = result.reply
-            if reply_version < 2:
-                reply = {key: value for key, value in reply.items() if key not in provisioning.EXTENDED_REPLY_KEYS}
+            reply = prespawn_output(result.reply, reply_version=reply_version)
             record.cluster_objects = _object_list(result.objects)
             # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
             record.reply = json.loads(json.dumps(reply, cls=DjangoJSONEncoder))
@@ -595,11 +333,8 @@ def prespawn_dry_run(
         groups=groups,
     ).plan
     result = provisioning.provision_dry_run(plan, stored_files=_stored_gaffer_files(plan))
-    reply = result.reply
-    if reply_version < 2:
-        reply = {key: value for key, value in reply.items() if key not in provisioning.EXTENDED_REPLY_KEYS}
-    answer = {**reply, "objects": result.manifests, "dry_run": result.checked_by}
-    return dict(json.loads(json.dumps(answer, cls=DjangoJSONEncoder)))
+    answer = replace(result.reply, objects=result.manifests, dry_run=result.checked_by)
+    return dict(json.loads(json.dumps(prespawn_output(answer, reply_version=reply_version), cls=DjangoJSONEncoder)))
 
 
 def poststop_clean(

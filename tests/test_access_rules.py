@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from inventory.access import dns_safe_name, effective_bounds, namespace_for_pattern, preset_list, user_access
 from inventory.models import Namespace, NamespaceOption
+from spawning.access import dns_safe_name, effective_bounds, namespace_for_pattern, preset_list, user_access
 from spawning.errors import ChoiceRefused
 from spawning.selectors import options_data
 from spawning.services import prespawn_validate

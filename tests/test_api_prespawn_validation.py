@@ -372,3 +372,40 @@ def test_poststop_needs_the_identity_fields(hub) -> None:
     assert response.status_code == 400
     assert "username" in response.json()["fields"]
     assert not SpawnRecord.objects.exists()
+
+
+# --- Every refused field at once ------------------------------------------------------------------------
+
+
+def test_every_refused_field_is_reported_at_once_and_nothing_is_made(hub, core_v1, team: str) -> None:
+    make_hdfs(team, "lake")
+    body = prespawn_body(
+        profile="plain",
+        namespace=team,
+        resources_cpu="999",
+        resources_mem="512.5",
+        volume_name="-bad-",
+        hdfs=f"{team}:lake",
+        k8s_service_account=f"{team}:nobody",
+    )
+    response = hub.post("/prespawn", body, format="json")
+    assert response.status_code == 400, response.content
+    fields = response.json()["fields"]
+    assert set(fields) == {"resources_cpu", "resources_mem", "volume_name", "hdfs", "k8s_service_account"}
+    assert fields["resources_cpu"] == ["999 is outside the allowed range 0.1 to 4 vCPU."]
+    assert fields["resources_mem"] == ["512.5 must be a whole number of MB."]
+    assert fields["hdfs"] == ["The profile 'plain' does not enable HDFS."]
+    assert fields["k8s_service_account"] == [f"There is no service account '{team}:nobody' available."]
+    assert our_objects(core_v1, team) == []
+    record = SpawnRecord.objects.get()
+    assert record.result == SpawnRecord.Result.REFUSED
+    # The record names every refusal, in the order they were found.
+    assert record.message.split("; ")[0].startswith("resources_cpu: ")
+    assert all(f"{field}: " in record.message for field in fields)
+    assert not RememberedChoices.objects.exists()
+
+
+def test_a_refused_profile_does_not_also_refuse_what_depends_on_it(hub, core_v1, team: str) -> None:
+    make_hdfs(team, "lake")
+    body = prespawn_body(profile="missing", namespace=team, hdfs=f"{team}:lake")
+    assert "no profile 'missing'" in _refused(hub, core_v1, team, "profile", body)

@@ -12,12 +12,28 @@ import string
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from optionsportal_hub import reply as reply_keys
 from rest_framework.test import APIClient
 
-from tests.hubapi import TOKEN, hub_client, make_hdfs, make_preset, make_profile, offer_namespace
+from inventory.models import SyncRound
+from tests.hubapi import (
+    TOKEN,
+    hub_client,
+    identity,
+    make_graph,
+    make_hdfs,
+    make_preset,
+    make_profile,
+    make_service_account,
+    make_volume,
+    offer_namespace,
+    prespawn_body,
+)
 
 ENDPOINTS = ("/options", "/prespawn", "/poststop")
 FORM_FIELDS = (
@@ -199,3 +215,134 @@ def test_no_request_to_the_hub_api_gets_a_5xx(kube, namespace: str) -> None:
     # The run reached both refusals and successes, not just one kind of answer.
     assert seen.get(400, 0) > 0
     assert seen.get(200, 0) > 0
+
+
+# --- Real replies against the schema, with closed objects ----------------------------------------
+
+
+def _closed(node: Any) -> Any:
+    """The schema with every object closed (no key it does not declare) and OpenAPI 3.0's ``nullable`` as JSON Schema."""
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    closed = {key: _closed(value) for key, value in node.items()}
+    if closed.get("type") == "object" and "properties" in closed and "additionalProperties" not in closed:
+        closed["additionalProperties"] = False
+    if closed.pop("nullable", False):
+        if "type" in closed:
+            closed["type"] = [closed["type"], "null"]
+        else:
+            closed = {"anyOf": [closed, {"type": "null"}]}
+    return closed
+
+
+def _response_schema(schema: dict[str, Any], path: str, status: int) -> dict[str, Any]:
+    return schema["paths"][path]["post"]["responses"][str(status)]["content"]["application/json"]["schema"]
+
+
+def assert_matches_schema(schema: dict[str, Any], path: str, response: Any) -> None:
+    """The reply is valid against its declared response schema, every object closed."""
+    body = response.json()
+    document = {
+        "$ref": _response_schema(schema, path, response.status_code)["$ref"],
+        "components": {"schemas": _closed(schema["components"]["schemas"])},
+    }
+    errors = sorted(Draft202012Validator(document).iter_errors(body), key=lambda error: list(error.path))
+    assert not errors, [f"{'/'.join(map(str, error.path))}: {error.message}" for error in errors]
+
+
+def test_closing_the_schema_catches_an_undeclared_key() -> None:
+    schema = _schema()
+    document = {
+        "$ref": _response_schema(schema, "/poststop", 200)["$ref"],
+        "components": {"schemas": _closed(schema["components"]["schemas"])},
+    }
+    validator = Draft202012Validator(document)
+    assert validator.is_valid({"deleted": [{"kind": "ConfigMap", "namespace": "a", "name": "b"}]})
+    assert not validator.is_valid({"deleted": [], "extra": 1})
+    assert not validator.is_valid({"deleted": [{"kind": "ConfigMap", "namespace": "a", "name": "b", "uid": "x"}]})
+
+
+@pytest.mark.django_db
+@pytest.mark.kube
+def test_real_replies_match_the_schema_with_closed_objects(kube, core_v1, namespace: str) -> None:
+    schema = _schema()
+    hub = hub_client()
+    offer_namespace(namespace, description="The team's namespace")
+    make_profile(
+        "full",
+        default=True,
+        enable_hdfs=True,
+        enable_gaffer=True,
+        enable_spark=True,
+        kubespawner_override={"start_timeout": 600, "node_selector": {"pool": "big"}},
+    )
+    make_preset("small", default=True)
+    make_hdfs(namespace, "lake")
+    make_graph(namespace, "roads")
+    make_service_account(namespace, "reader", observed_role_arn="arn:aws:iam::123456789012:role/reader")
+    make_volume(namespace, "claim-alice", "alice")
+    SyncRound.objects.create(kind=SyncRound.Kind.FULL, status=SyncRound.Status.COMPLETED, finished_at=timezone.now())
+
+    options = hub.post("/options", identity(default_namespace=namespace), format="json")
+    assert options.status_code == 200, options.content
+    data = options.json()
+    # Every list is filled, so every item schema is exercised.
+    for key in ("profiles", "presets", "namespaces", "service_accounts", "volumes", "hdfs", "gaffer_graphs"):
+        assert data[key], key
+    assert_matches_schema(schema, "/options", options)
+
+    chosen = {
+        "hdfs": f"{namespace}:lake",
+        "gaffer_graph": f"{namespace}:roads",
+        "k8s_service_account": f"{namespace}:reader",
+        "volume": f"{namespace}:claim-alice",
+    }
+    for version in (1, 2):
+        body = {**prespawn_body(profile="full", namespace=namespace, **chosen), "reply_version": version}
+        reply = hub.post("/prespawn", body, format="json")
+        assert reply.status_code == 200, reply.content
+        sent = reply.json()
+        assert {"serviceAccount", "pvc_name"} <= set(sent)
+        assert ({"image", "kubespawner_override"} <= set(sent)) is (version == 2)
+        assert_matches_schema(schema, "/prespawn", reply)
+
+    body = {**prespawn_body(profile="full", namespace=namespace, **chosen), "reply_version": 2, "dry_run": True}
+    dry_run = hub.post("/prespawn", body, format="json")
+    assert dry_run.status_code == 200, dry_run.content
+    assert dry_run.json()["objects"] and dry_run.json()["dry_run"] == "server"
+    assert_matches_schema(schema, "/prespawn", dry_run)
+
+    stopped = hub.post("/poststop", identity(), format="json")
+    assert stopped.status_code == 200, stopped.content
+    assert stopped.json()["deleted"]
+    assert_matches_schema(schema, "/poststop", stopped)
+
+    refused = hub.post("/prespawn", prespawn_body(profile="nope", namespace="elsewhere"), format="json")
+    assert refused.status_code == 400
+    assert set(refused.json()["fields"]) == {"profile", "k8s_namespace"}
+    assert_matches_schema(schema, "/prespawn", refused)
+    for path in ENDPOINTS:
+        missing = hub.post(path, {"server_name": ""}, format="json")
+        assert missing.status_code == 400
+        assert_matches_schema(schema, path, missing)
+
+
+def test_the_hub_package_reads_the_keys_the_schema_declares() -> None:
+    components = _schema()["components"]["schemas"]
+    prespawn = components["PrespawnOutput"]
+    # A dry run's answer adds what the hub never reads: the manifests and who checked them.
+    dry_run_only = ("objects", "dry_run")
+    assert tuple(key for key in prespawn["properties"] if key not in dry_run_only) == reply_keys.PRESPAWN_KEYS
+    assert set(dry_run_only) <= set(prespawn["properties"])
+    assert set(dry_run_only).isdisjoint(prespawn.get("required", []))
+    # What reply_version 2 adds is declared, and optional: version 1 leaves it out.
+    assert {reply_keys.IMAGE, reply_keys.KUBESPAWNER_OVERRIDE}.isdisjoint(prespawn.get("required", []))
+    resources = prespawn["properties"][reply_keys.RESOURCES]
+    resources = components[(resources.get("$ref") or resources["allOf"][0]["$ref"]).rsplit("/", 1)[-1]]
+    assert tuple(resources["properties"]) == reply_keys.RESOURCE_KEYS
+    options = components["OptionsOutput"]["properties"]
+    assert {reply_keys.HTML, reply_keys.PROFILES} <= set(options)
+    profile = components[options[reply_keys.PROFILES]["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert {reply_keys.PROFILE_SLUG, reply_keys.PROFILE_IMAGE} <= set(profile["properties"])

@@ -8,13 +8,8 @@ import pytest
 from kubernetes import client as k8s
 
 from spawning.cleanup import poststop_cleanup, sweep_orphans
-from spawning.provisioning import (
-    ANNOTATION_LAST_APPLIED,
-    OUR_OBJECTS_SELECTOR,
-    ObjectRef,
-    notebook_labels,
-    provision,
-)
+from spawning.labels import ANNOTATION_LAST_APPLIED, OUR_OBJECTS_SELECTOR, notebook_labels
+from spawning.provisioning import ObjectRef, provision
 from tests.plans import basic_plan, create_graph, create_pod, full_plan
 
 pytestmark = pytest.mark.kube

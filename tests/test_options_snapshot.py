@@ -68,6 +68,19 @@ def test_hiding_an_instance_in_the_admin_shows_at_once(inventory) -> None:
     assert _hdfs_ids(_options()[1]) == ["team-a:two"]
 
 
+def test_an_item_changed_under_the_same_id_is_sent_changed(inventory) -> None:
+    """Each offered item's wire form is kept by its value: a changed row is a new item, never the old dict."""
+    before = _options()[1]
+    instance = HdfsInstance.objects.get(key="team-a:one")
+    instance.display_name = "Lake"
+    instance.description = "The data lake"
+    instance.save()
+    after = next(i for i in _options()[1]["hdfs"] if i["id"] == "team-a:one")
+    assert after["label"] == "Lake"
+    assert after["description"] == "The data lake"
+    assert next(i for i in before["hdfs"] if i["id"] == "team-a:one")["label"] != "Lake"
+
+
 def test_the_admin_bulk_hide_and_unhide_actions_show_at_once(inventory, admin_user) -> None:
     _options()
     request = RequestFactory().post("/admin/")

@@ -16,18 +16,18 @@ from kubernetes import client as k8s
 
 from kube import names
 from kube.client import KubeError, KubeUnavailable, reset_api_client
+from spawning.labels import APP_NAME, LABEL_USERNAME, OUR_OBJECTS_SELECTOR, notebook_labels
 from spawning.plan import ServiceAccountChoice, SparkChoice, VolumeChoice
-from spawning.provisioning import (
-    APP_NAME,
-    LABEL_USERNAME,
-    OUR_OBJECTS_SELECTOR,
-    ObjectRef,
-    notebook_labels,
-    provision,
-)
+from spawning.provisioning import ObjectRef, ProvisionResult, provision
+from spawning.serializers import prespawn_output
 from tests.plans import GRAPH_CONFIG, HDFS_URL, SCHEMA, basic_plan, create_graph, full_plan, gaffer_choice
 
 pytestmark = pytest.mark.kube
+
+
+def wire(result: ProvisionResult) -> dict:
+    """The reply as a hub asking for ``reply_version`` 2 receives it."""
+    return prespawn_output(result.reply, reply_version=2)
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_hdfs_config_map_env_and_mount(kube, core_v1, networking, namespace) -> 
     assert config_map.metadata.labels["app.kubernetes.io/component"] == "hadoop-config"
     assert config_map.metadata.labels["app.kubernetes.io/name"] == APP_NAME
 
-    reply = result.reply
+    reply = wire(result)
     assert reply["namespace"] == namespace
     assert reply["env"]["HADOOP_CONF_DIR"] == "/etc/hadoop/conf"
     assert reply["env"]["HADOOP_USER_NAME"] == "alice"
@@ -102,7 +102,7 @@ def test_gaffer_in_its_own_namespace_is_mounted_directly(kube, core_v1, networki
 
     assert result.objects == []
     assert _our_objects(core_v1, networking, namespace) == set()
-    reply = result.reply
+    reply = wire(result)
     assert reply["env"]["GAFFER_REST_API_URL"] == f"http://graph-api.{namespace}.svc:80/rest"
     mounts = {m["mountPath"]: m["name"] for m in reply["volumeMounts"]}
     volumes = {v["name"]: v for v in reply["volumes"]}
@@ -128,8 +128,8 @@ def test_gaffer_in_another_namespace_is_copied(kube, core_v1, make_namespace) ->
     assert store_copy.type == store.type
     assert store_copy.metadata.labels["app.kubernetes.io/component"] == "gaffer-store"
 
-    volumes = {v["name"]: v for v in result.reply["volumes"]}
-    mounts = {m["mountPath"]: m["name"] for m in result.reply["volumeMounts"]}
+    volumes = {v["name"]: v for v in wire(result)["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in wire(result)["volumeMounts"]}
     assert volumes[mounts["/etc/gaffer/graph/"]]["configMap"] == {"name": "jhub-gaffer-graph-config-alice"}
     assert volumes[mounts["/etc/gaffer/schema/"]]["configMap"] == {"name": "jhub-gaffer-schema-alice"}
     assert volumes[mounts["/etc/gaffer/store/"]]["secret"] == {"secretName": "jhub-gaffer-store-alice"}
@@ -171,7 +171,7 @@ def test_spark_config_service_and_ingress(kube, core_v1, networking, make_namesp
     service = core_v1.read_namespaced_service("jupyter-alice", namespace)
     assert service.spec.cluster_ip == "None"
     assert {port.port for port in service.spec.ports} >= {4040}
-    assert service.spec.selector.items() <= result.reply["labels"].items()
+    assert service.spec.selector.items() <= wire(result)["labels"].items()
     assert service.spec.selector == notebook_labels(plan)
     # Executors carry the user's labels too, but the driver's Service must not select them.
     assert not service.spec.selector.items() <= executor["metadata"]["labels"].items()
@@ -182,9 +182,9 @@ def test_spark_config_service_and_ingress(kube, core_v1, networking, make_namesp
     assert rule.http.paths[0].path == "/ui/"
     assert rule.http.paths[0].backend.service.name == "jupyter-alice"
     assert rule.http.paths[0].backend.service.port.number == 4040
-    assert result.reply["env"]["SPARK_UI_URL"] == "https://alice.spark.example.org/ui/"
-    mounts = {m["mountPath"]: m["name"] for m in result.reply["volumeMounts"]}
-    volumes = {v["name"]: v for v in result.reply["volumes"]}
+    assert wire(result)["env"]["SPARK_UI_URL"] == "https://alice.spark.example.org/ui/"
+    mounts = {m["mountPath"]: m["name"] for m in wire(result)["volumeMounts"]}
+    volumes = {v["name"]: v for v in wire(result)["volumes"]}
     assert volumes[mounts["/opt/spark/conf"]]["configMap"] == {"name": "jhub-spark-config-alice"}
 
 
@@ -199,26 +199,28 @@ def test_spark_without_hdfs_service_account_or_ingress(kube, core_v1, networking
     assert "spark.kubernetes.authenticate.driver.serviceAccountName" not in properties
     assert networking.list_namespaced_ingress(namespace).items == []
     assert {ref.kind for ref in result.objects} == {"ConfigMap", "Service"}
-    assert result.reply["env"]["SPARK_UI_URL"] == f"http://jupyter-alice.{namespace}.svc:4040/"
+    assert wire(result)["env"]["SPARK_UI_URL"] == f"http://jupyter-alice.{namespace}.svc:4040/"
 
 
 def test_service_account_and_volumes(kube, namespace) -> None:
     account = ServiceAccountChoice(namespace=namespace, name="notebook-sa", role_arn="arn:aws:iam::1:role/r")
-    existing = provision(
-        basic_plan(
-            namespace,
-            server_name="gpu",
-            service_account=account,
-            volume=VolumeChoice(volume_name="data", size_gb=20, existing_claim="claim-alice-data"),
+    existing = wire(
+        provision(
+            basic_plan(
+                namespace,
+                server_name="gpu",
+                service_account=account,
+                volume=VolumeChoice(volume_name="data", size_gb=20, existing_claim="claim-alice-data"),
+            )
         )
-    ).reply
+    )
     assert existing["serviceAccount"] == "notebook-sa"
     assert existing["pvc_name"] == "claim-alice-data"
     assert existing["storage_extra_labels"]["hub.jupyter.org/volume-name"] == "data"
     assert existing["storage_extra_labels"]["hub.jupyter.org/username"] == "alice"
     assert existing["storage_extra_labels"]["hub.jupyter.org/servername"] == "gpu"
 
-    new = provision(basic_plan(namespace, server_name="gpu", volume=VolumeChoice(volume_name="", size_gb=20))).reply
+    new = wire(provision(basic_plan(namespace, server_name="gpu", volume=VolumeChoice(volume_name="", size_gb=20))))
     assert "pvc_name" not in new
     assert "serviceAccount" not in new
     assert new["storage_extra_labels"]["hub.jupyter.org/volume-name"] == "gpu"
@@ -229,7 +231,7 @@ def test_service_account_and_volumes(kube, namespace) -> None:
         "mem_limit": "1024M",
         "storage_capacity": "20G",
     }
-    default_server = provision(basic_plan(namespace, volume=VolumeChoice(volume_name="", size_gb=1))).reply
+    default_server = wire(provision(basic_plan(namespace, volume=VolumeChoice(volume_name="", size_gb=1))))
     assert default_server["storage_extra_labels"]["hub.jupyter.org/volume-name"] == "default"
 
 
@@ -352,7 +354,7 @@ def test_unreachable_apiserver_is_reported_quickly(settings, tmp_path: Path, kub
 
 
 def test_reply_is_json(kube, namespace) -> None:
-    reply = provision(full_plan(namespace, namespace, gaffer=None)).reply
+    reply = wire(provision(full_plan(namespace, namespace, gaffer=None)))
     assert json.loads(json.dumps(reply)) == reply
 
 

@@ -13,16 +13,9 @@ import yaml
 
 from kube import names
 from kube.provision import ConfigSource, ObjectRef
+from spawning.labels import ANNOTATION_LAST_APPLIED, ANNOTATION_SERVERNAME, ANNOTATION_USERNAME
 from spawning.plan import HdfsChoice, SparkChoice, VolumeChoice
-from spawning.provisioning import (
-    ANNOTATION_LAST_APPLIED,
-    ANNOTATION_SERVERNAME,
-    ANNOTATION_USERNAME,
-    gaffer_source_refs,
-    plan_objects,
-    plan_reply,
-    spark_properties,
-)
+from spawning.provisioning import gaffer_source_refs, plan_objects, plan_reply, spark_properties
 from tests.plans import basic_plan, full_plan
 
 COMPONENTS = {"hadoop-config", "gaffer-graph-config", "gaffer-schema", "gaffer-store", "spark-config", "spark-driver"}

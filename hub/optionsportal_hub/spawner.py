@@ -26,6 +26,7 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, CaselessStrEnum, Float, Unicode, default
 
+from optionsportal_hub import reply as reply_keys
 from optionsportal_hub.client import OptionsPortalError, PortalClient
 
 # Traits a spawn may change; each start begins again from their configured values, so
@@ -47,7 +48,7 @@ APPLIED_TRAITS = (
     "volume_mounts",
 )
 
-RESOURCE_TRAITS = ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit", "storage_capacity")
+RESOURCE_TRAITS = reply_keys.RESOURCE_KEYS
 
 
 def keep_form_data(formdata: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +213,7 @@ class OptionsPortalSpawner(KubeSpawner):
     async def fetch_options_form(self, spawner: Any = None) -> str:
         """The spawn form's HTML from ``POST /options`` (JupyterHub calls this with the spawner)."""
         reply = await self.portal.post("/options", self.options_request(), what="loading the spawn form")
-        html = reply.get("html")
+        html = reply.get(reply_keys.HTML)
         if not isinstance(html, str) or not html.strip():
             raise OptionsPortalError("The options portal sent no spawn form.")
         return html
@@ -235,11 +236,11 @@ class OptionsPortalSpawner(KubeSpawner):
         reply = await self.portal.post(
             "/prespawn", self.prespawn_request(user_options, profile), what="preparing your server"
         )
-        if not reply.get("image"):
+        if not reply.get(reply_keys.IMAGE):
             # A portal that does not name the image in its reply: take the profile's from the form data.
             image = await self.profile_image(profile)
             if image:
-                reply = {**reply, "image": image}
+                reply = {**reply, reply_keys.IMAGE: image}
         self.apply_prespawn_reply(reply)
 
     def restore_baseline(self) -> None:
@@ -276,34 +277,37 @@ class OptionsPortalSpawner(KubeSpawner):
 
     def apply_prespawn_reply(self, reply: dict[str, Any]) -> None:
         """Apply /prespawn's reply through public KubeSpawner traits."""
-        overrides = reply.get("kubespawner_override")
+        overrides = reply.get(reply_keys.KUBESPAWNER_OVERRIDE)
         if isinstance(overrides, dict):
             self.apply_overrides(overrides)
-        image = reply.get("image")
+        image = reply.get(reply_keys.IMAGE)
         if image:
             self.image = str(image)
-        if reply.get("namespace"):
-            self.namespace = str(reply["namespace"])
+        if reply.get(reply_keys.NAMESPACE):
+            self.namespace = str(reply[reply_keys.NAMESPACE])
             self.update_dns_name()
-        resources = reply.get("resources") or {}
+        resources = reply.get(reply_keys.RESOURCES) or {}
         for name in RESOURCE_TRAITS:
             if resources.get(name) not in (None, ""):
                 setattr(self, name, resources[name])
-        if reply.get("env"):
-            self.environment = {**self.environment, **literal(dict(reply["env"]))}
-        if reply.get("labels"):
-            self.extra_labels = {**self.extra_labels, **literal(dict(reply["labels"]))}
-        if reply.get("serviceAccount"):
-            self.service_account = literal(str(reply["serviceAccount"]))
-        if reply.get("pvc_name"):
-            self.pvc_name = str(reply["pvc_name"])
-        if reply.get("storage_extra_labels"):
-            self.storage_extra_labels = {**self.storage_extra_labels, **literal(dict(reply["storage_extra_labels"]))}
-        if reply.get("volumes"):
-            self.volumes = with_added(self.volumes, literal(list(reply["volumes"])), prefix="optionsportal-")
-        if reply.get("volumeMounts"):
+        if reply.get(reply_keys.ENV):
+            self.environment = {**self.environment, **literal(dict(reply[reply_keys.ENV]))}
+        if reply.get(reply_keys.LABELS):
+            self.extra_labels = {**self.extra_labels, **literal(dict(reply[reply_keys.LABELS]))}
+        if reply.get(reply_keys.SERVICE_ACCOUNT):
+            self.service_account = literal(str(reply[reply_keys.SERVICE_ACCOUNT]))
+        if reply.get(reply_keys.PVC_NAME):
+            self.pvc_name = str(reply[reply_keys.PVC_NAME])
+        if reply.get(reply_keys.STORAGE_EXTRA_LABELS):
+            self.storage_extra_labels = {
+                **self.storage_extra_labels,
+                **literal(dict(reply[reply_keys.STORAGE_EXTRA_LABELS])),
+            }
+        if reply.get(reply_keys.VOLUMES):
+            self.volumes = with_added(self.volumes, literal(list(reply[reply_keys.VOLUMES])), prefix="optionsportal-")
+        if reply.get(reply_keys.VOLUME_MOUNTS):
             self.volume_mounts = with_added(
-                self.volume_mounts, literal(list(reply["volumeMounts"])), prefix="optionsportal-"
+                self.volume_mounts, literal(list(reply[reply_keys.VOLUME_MOUNTS])), prefix="optionsportal-"
             )
 
     async def profile_image(self, slug: str) -> str:
@@ -311,9 +315,13 @@ class OptionsPortalSpawner(KubeSpawner):
         if not slug:
             return ""
         data = await self.portal.post("/options", self.options_request(), what="looking up your profile")
-        for entry in data.get("profiles") or []:
-            if isinstance(entry, dict) and entry.get("slug") == slug and entry.get("image"):
-                return str(entry["image"])
+        for entry in data.get(reply_keys.PROFILES) or []:
+            if (
+                isinstance(entry, dict)
+                and entry.get(reply_keys.PROFILE_SLUG) == slug
+                and entry.get(reply_keys.PROFILE_IMAGE)
+            ):
+                return str(entry[reply_keys.PROFILE_IMAGE])
         return ""
 
     async def stop(self, now: bool = False) -> None:

@@ -42,25 +42,14 @@ from inventory.models import (
 )
 from kube.names import label_value, owner_label_value
 
-# kind → (through-table column naming the item)
-_RULE_RELATIONS: dict[str, str] = {
-    "profiles": "profile_id",
-    "namespaces": "namespaceoption_id",
-    "hdfs_instances": "hdfsinstance_id",
-    "gaffer_graphs": "gaffergraph_id",
-    "service_accounts": "serviceaccount_id",
-}
 
-# Bounds when no preset exists at all: (min, max, default).
-BUILTIN_BOUNDS: dict[str, tuple[Decimal, Decimal, Decimal]] = {
-    "cpu": (Decimal("0.1"), Decimal("4"), Decimal("0.25")),
-    "mem": (Decimal("256"), Decimal("16384"), Decimal("512")),
-    "spark_cpu": (Decimal("0.1"), Decimal("4"), Decimal("1")),
-    "spark_mem": (Decimal("256"), Decimal("16384"), Decimal("512")),
-    "disk": (Decimal("1"), Decimal("100"), Decimal("10")),
-}
-# Fields whose values are whole numbers (MB or GB); the others are vCPU decimals.
-WHOLE_NUMBER_FIELDS = frozenset({"mem", "spark_mem", "disk"})
+def _rule_relations() -> dict[str, str]:
+    """Every many-to-many of AccessRule (an offered kind's items), with the through-table column naming the item."""
+    relations = {}
+    for relation in AccessRule._meta.many_to_many:
+        item_model = relation.related_model
+        relations[relation.name] = f"{item_model._meta.model_name}_id"  # type: ignore[union-attr]
+    return relations
 
 
 def dns_safe_name(name: str) -> str:
@@ -88,10 +77,10 @@ class AccessRules:
 
     @classmethod
     def load(cls) -> AccessRules:
-        """Six queries, whatever the number of rules and items."""
+        """One query, and one per kind a rule can name, whatever the number of rules and items."""
         rules = tuple(AccessRule.objects.all())
         naming: dict[str, dict[int, frozenset[int]]] = {}
-        for kind, column in _RULE_RELATIONS.items():
+        for kind, column in _rule_relations().items():
             through = getattr(AccessRule, kind).through
             named: dict[int, set[int]] = defaultdict(set)
             for rule_id, item_id in through.objects.values_list("accessrule_id", column):
@@ -233,6 +222,12 @@ class Bound:
         return self.min <= value <= self.max
 
 
+def builtin_bound(name: str) -> tuple[Decimal, Decimal, Decimal]:
+    """(min, max, default) when no preset exists at all: the preset columns' own defaults."""
+    field = ResourcePreset._meta.get_field
+    return tuple(Decimal(str(field(column).default)) for column in (f"{name}_min", f"{name}_max", name))  # type: ignore[return-value,union-attr]
+
+
 def preset_list() -> list[ResourcePreset]:
     return list(ResourcePreset.objects.all())
 
@@ -247,7 +242,7 @@ def effective_bounds(*, access: UserAccess, presets: list[ResourcePreset]) -> di
             high = max(Decimal(getattr(p, f"{name}_max")) for p in presets)
             default = Decimal(getattr(default_preset, name))
         else:
-            low, high, default = BUILTIN_BOUNDS[name]
+            low, high, default = builtin_bound(name)
         ceiling = access.ceiling(name)
         if ceiling is not None:
             high = min(high, ceiling)

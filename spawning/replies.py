@@ -1,0 +1,119 @@
+"""The hub API's replies as typed objects; spawning/serializers.py turns them into the wire format.
+
+Built by the services and the offered kinds, serialized only by the output
+serializers, so the OpenAPI schema (generated from those serializers) is what
+is sent. The key names on the wire are the original contract's
+(ORIGINAL-CONTRACT.md) and those the hub package reads
+(hub/optionsportal_hub/reply.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kube.provision import ObjectRef
+
+
+@dataclass(frozen=True)
+class Range:
+    min: float | int
+    max: float | int
+
+
+@dataclass(frozen=True)
+class Freshness:
+    last_synced_at: str | None
+    stale: bool
+
+
+@dataclass(frozen=True)
+class OptionsData:
+    """What /options answers besides the form's HTML: only what this user may use."""
+
+    username: str
+    server_name: str
+    # Reply key → the typed items an offered kind put there (spawning/offers).
+    offered: Mapping[str, Any]
+    selected: Mapping[str, str]
+    inventory: Freshness
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_guarantee: float
+    cpu_limit: float
+    mem_guarantee: str
+    mem_limit: str
+    storage_capacity: str
+
+
+@dataclass(frozen=True)
+class PrespawnReply:
+    """The KubeSpawner overrides /prespawn answers; ``None`` keys are left out of the reply."""
+
+    namespace: str
+    image: str
+    resources: Resources
+    env: Mapping[str, str]
+    labels: Mapping[str, str]
+    storage_extra_labels: Mapping[str, str]
+    volumes: list[dict[str, Any]]
+    volumeMounts: list[dict[str, Any]]
+    serviceAccount: str | None = None
+    pvc_name: str | None = None
+    kubespawner_override: Mapping[str, Any] | None = None
+    # Only for a dry run: the manifests a real call would apply, and who checked them.
+    objects: list[dict[str, Any]] | None = None
+    dry_run: str | None = None
+
+
+@dataclass(frozen=True)
+class PoststopReply:
+    deleted: list[ObjectRef]
+
+
+@dataclass
+class ReplyBuilder:
+    """The /prespawn reply while the offered kinds add their fragments (spawning/offers)."""
+
+    namespace: str = ""
+    image: str = ""
+    cpu: float = 0.0
+    memory: str = ""
+    storage_capacity: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    storage_extra_labels: dict[str, str] = field(default_factory=dict)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    service_account: str | None = None
+    pvc_name: str | None = None
+    kubespawner_override: dict[str, Any] | None = None
+
+    def mount(self, volume: dict[str, Any], path: str) -> None:
+        """A read-only volume of the notebook pod, mounted at ``path``."""
+        self.volumes.append(volume)
+        self.mounts.append({"name": volume["name"], "mountPath": path, "readOnly": True})
+
+    def build(self) -> PrespawnReply:
+        return PrespawnReply(
+            namespace=self.namespace,
+            image=self.image,
+            resources=Resources(
+                cpu_guarantee=self.cpu,
+                cpu_limit=self.cpu,
+                mem_guarantee=self.memory,
+                mem_limit=self.memory,
+                storage_capacity=self.storage_capacity,
+            ),
+            env=self.env,
+            labels=self.labels,
+            storage_extra_labels=self.storage_extra_labels,
+            volumes=self.volumes,
+            volumeMounts=self.mounts,
+            serviceAccount=self.service_account,
+            pvc_name=self.pvc_name,
+            kubespawner_override=self.kubespawner_override or None,
+        )
