@@ -327,7 +327,7 @@ def desired_notebook_pods_of(state: ClusterState, keys: set[str]) -> Desired:
 
 
 # A model the sync keeps: the discovered kinds, Namespace, and the compute inventory.
-Tracked = TypeVar("Tracked", Discovered, Namespace, ClusterNode, ResourceQuota, LimitRange, NotebookPod)
+Tracked = TypeVar("Tracked", Discovered, Namespace, ClusterNode, ResourceQuota, LimitRange)
 
 
 @dataclass(frozen=True)
