@@ -228,3 +228,54 @@ def test_the_figures_take_the_same_queries_however_much_there_is(size: int, djan
     assert len(board.notebooks) == size
     assert sum(day.total for day in board.days) == 2 * size
     assert sum(t.notebooks for t in board.by_image) == size
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_carry_the_dashboard_figures(client: Client) -> None:
+    cluster(gpus_used=3)
+    spawn(pod_name="jupyter-jo", namespace="team-a", username="jo", profile="gpu-lab", choices={"machine_type": "a100"})
+    spawn(result=Result.REFUSED, profile="gpu-lab", choices={"machine_type": "a100"})
+    spawn(days_ago=3)  # not today
+    notebook("jupyter-jo", user="jo", image="lab:4", gpu=2)
+    notebook("jupyter-al", user="al", image="lab:4")
+    ResourceQuota.objects.create(
+        ref="team-a:q",
+        namespace="team-a",
+        name="q",
+        hard={"requests.cpu": "10", "requests.memory": "8Gi"},
+        used={"requests.cpu": "2500m", "requests.memory": "1Gi"},
+    )
+    finished = timezone.now() - timedelta(seconds=30)
+    SyncRound.objects.create(
+        kind=SyncRound.Kind.FULL, status=SyncRound.Status.COMPLETED, started_at=finished, finished_at=finished
+    )
+
+    samples = _samples(client.get("/metrics").content.decode())
+    running = "optionsportal_notebooks_running"
+    assert samples[(running, (("image", "lab:4"), ("machine_type", "a100"), ("profile", "gpu-lab")))] == 1
+    assert samples[(running, (("image", "lab:4"), ("machine_type", NOT_RECORDED), ("profile", NOT_RECORDED)))] == 1
+    today = "optionsportal_spawns_today"
+    assert samples[(today, (("machine_type", "a100"), ("profile", "gpu-lab"), ("result", "provisioned")))] == 1
+    assert samples[(today, (("machine_type", "a100"), ("profile", "gpu-lab"), ("result", "refused")))] == 1
+    assert sum(value for (name, _), value in samples.items() if name == today) == 2
+    assert samples[("optionsportal_compute_requested", (("resource", GPU),))] == 3
+    assert samples[("optionsportal_compute_allocatable", (("resource", GPU),))] == 4
+    assert samples[("optionsportal_compute_requested", (("resource", "cpu"),))] == 2.5
+    assert samples[("optionsportal_compute_allocatable", (("resource", "memory"),))] == 32 * 2**30
+    assert samples[("optionsportal_nodes", (("schedulable", "true"),))] == 1
+    quota = (("namespace", "team-a"), ("quota", "q"), ("resource", "requests.cpu"))
+    assert samples[("optionsportal_quota_used", quota)] == 2.5
+    assert samples[("optionsportal_quota_hard", quota)] == 10
+    memory = (("namespace", "team-a"), ("quota", "q"), ("resource", "requests.memory"))
+    assert samples[("optionsportal_quota_hard", memory)] == 8 * 2**30
+    assert 30 <= samples[("optionsportal_inventory_age_seconds", ())] < 60
+    assert samples[("optionsportal_inventory_stale", ())] == 0
