@@ -52,8 +52,8 @@ class DashboardCollector(Collector):
         counts: dict[tuple[str, str, str], int] = defaultdict(int)
         for notebook in running_notebook_list():
             counts[(notebook.profile, notebook.image, notebook.machine_type)] += 1
-        for labels, count in sorted(counts.items()):
-            running.add_metric(list(labels), count)
+        for key, count in sorted(counts.items()):
+            running.add_metric(list(key), count)
         yield running
 
         usage, nodes, schedulable = compute_usage()
@@ -91,11 +91,11 @@ class DashboardCollector(Collector):
             labels=["namespace", "quota", "resource"],
         )
         for quota in quota_use_list():
-            labels = [quota.namespace, quota.quota, quota.resource]
+            quota_labels = [quota.namespace, quota.quota, quota.resource]
             if quota.used_milli is not None:
-                used.add_metric(labels, quota.used_milli / 1000)
+                used.add_metric(quota_labels, quota.used_milli / 1000)
             if quota.hard_milli is not None:
-                hard.add_metric(labels, quota.hard_milli / 1000)
+                hard.add_metric(quota_labels, quota.hard_milli / 1000)
         yield used
         yield hard
 
