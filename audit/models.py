@@ -33,6 +33,7 @@ from inventory.models import (
     MachineType,
     Namespace,
     NamespaceOption,
+    NotebookPod,
     NotebookVolume,
     PodRequest,
     Profile,
@@ -142,7 +143,16 @@ for _model in (HdfsInstance, GafferGraph, ServiceAccount, NotebookVolume):
 
 # What operators curate beyond the above (an offered kind added later, such as DataSource):
 # every other inventory model but bookkeeping, discovered namespaces and capacity rows.
-_NOT_TRACKED = (SyncRound, InventoryGeneration, Namespace, ClusterNode, PodRequest, ResourceQuota, LimitRange)
+_NOT_TRACKED = (
+    SyncRound,
+    InventoryGeneration,
+    Namespace,
+    ClusterNode,
+    PodRequest,
+    ResourceQuota,
+    LimitRange,
+    NotebookPod,
+)
 _CURATED_LATER = tuple(
     model
     for model in vars(inventory_models).values()

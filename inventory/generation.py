@@ -21,6 +21,7 @@ from inventory.models import (
     ClusterNode,
     InventoryGeneration,
     LimitRange,
+    NotebookPod,
     PodRequest,
     ResourceQuota,
     SyncRound,
@@ -39,6 +40,7 @@ _NOT_FORM_INPUT: tuple[type[models.Model], ...] = (
     PodRequest,
     ResourceQuota,
     LimitRange,
+    NotebookPod,
 )
 
 

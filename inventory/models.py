@@ -779,6 +779,53 @@ class PodRequest(models.Model):
         return f"{self.pod} {self.resource}={self.amount}m on {self.node_name}"
 
 
+class NotebookPod(models.Model):
+    """A running notebook pod (labelled ``optionsportal.io/role=notebook``), for the dashboard; written by the sync only.
+
+    Like PodRequest, a row goes when its pod ends. ``username`` and ``server_name``
+    are the pod's label values: the names themselves when they fit a label, else
+    their escaped form.
+    """
+
+    ref = models.CharField(max_length=317, unique=True, help_text="namespace:name")
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True)
+    username = models.CharField(max_length=63, blank=True)
+    server_name = models.CharField(max_length=63, blank=True)
+    image = models.CharField(max_length=1024, blank=True)
+    node_name = models.CharField(max_length=253, blank=True)
+    cpu = models.BigIntegerField(default=0, help_text="Requested, in milli-CPU.")
+    memory = models.BigIntegerField(default=0, help_text="Requested, in milli-bytes.")
+    gpu = models.BigIntegerField(default=0, help_text="Requested GPUs (any */gpu resource), in milli-units.")
+    phase = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    OBSERVED_FIELDS: tuple[str, ...] = (
+        "namespace",
+        "name",
+        "uid",
+        "username",
+        "server_name",
+        "image",
+        "node_name",
+        "cpu",
+        "memory",
+        "gpu",
+        "phase",
+        "started_at",
+    )
+
+    class Meta:
+        ordering = ("ref",)
+        verbose_name = "running notebook"
+
+    def __str__(self) -> str:
+        return self.ref
+
+
 class ResourceQuota(models.Model):
     """A namespace's ResourceQuota: status.hard and status.used, as quantities."""
 

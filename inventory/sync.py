@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from inventory.generation import bump_inventory_generation
 from inventory.models import (
@@ -33,6 +34,7 @@ from inventory.models import (
     HdfsInstance,
     LimitRange,
     Namespace,
+    NotebookPod,
     NotebookVolume,
     PodRequest,
     ResourceQuota,
@@ -42,7 +44,17 @@ from inventory.models import (
 )
 from kube.client import KubeError
 from kube.concurrent import run_settled
-from kube.discovery import DEFAULT_PAGE_SIZE, EventType, Kind, KubeObject, Listing, WatchEvent, list_objects
+from kube.discovery import (
+    DEFAULT_PAGE_SIZE,
+    NOTEBOOK_SERVER_LABEL,
+    NOTEBOOK_USER_LABEL,
+    EventType,
+    Kind,
+    KubeObject,
+    Listing,
+    WatchEvent,
+    list_objects,
+)
 
 logger = logging.getLogger("optionsportal.sync")
 
@@ -278,6 +290,42 @@ def desired_pods_of(state: ClusterState, keys: set[str]) -> Desired:
     return desired
 
 
+def _gpu_milli(requests: Mapping[str, int]) -> int:
+    return sum(amount for name, amount in requests.items() if name.endswith("/gpu"))
+
+
+def _notebook_fields(obj: KubeObject) -> Fields:
+    return {
+        "namespace": obj.namespace,
+        "name": obj.name,
+        "uid": obj.uid,
+        "username": obj.labels.get(NOTEBOOK_USER_LABEL, ""),
+        "server_name": obj.labels.get(NOTEBOOK_SERVER_LABEL, ""),
+        "image": obj.image,
+        "node_name": obj.node_name,
+        "cpu": obj.requests.get("cpu", 0),
+        "memory": obj.requests.get("memory", 0),
+        "gpu": _gpu_milli(obj.requests),
+        "phase": obj.phase,
+        "started_at": parse_datetime(obj.started_at) if obj.started_at else None,
+    }
+
+
+def desired_notebook_pods(state: ClusterState) -> Desired:
+    return {f"{obj.namespace}:{obj.name}": _notebook_fields(obj) for obj in state.of(Kind.POD) if obj.is_notebook()}
+
+
+def desired_notebook_pods_of(state: ClusterState, keys: set[str]) -> Desired:
+    store = state.objects[Kind.POD]
+    desired: Desired = {}
+    for key in keys:
+        namespace, _, name = key.partition(":")
+        obj = store.get((namespace, name))
+        if obj is not None and obj.is_notebook():
+            desired[key] = _notebook_fields(obj)
+    return desired
+
+
 # A model the sync keeps: the discovered kinds, Namespace, and the compute inventory.
 Tracked = TypeVar("Tracked", Discovered, Namespace, ClusterNode, ResourceQuota, LimitRange)
 
@@ -313,6 +361,9 @@ class Target(Generic[Tracked]):
             if obj.kind is Kind.SERVICE and not obj.is_gaffer_api():
                 return set()
             return {_instance_key(obj)}
+        if self.model is NotebookPod and not obj.is_notebook():
+            # Most pods are not notebooks: their events cost the notebook rows no query.
+            return set()
         return {f"{obj.namespace}:{obj.name}"}
 
 
@@ -324,6 +375,15 @@ TARGETS: tuple[Target[Any], ...] = (
     Target("volumes", NotebookVolume, "key", (Kind.PVC,), desired_volumes),
     Target("nodes", ClusterNode, "name", (Kind.NODE,), desired_nodes, feeds_form=False),
     Target("pods", PodRequest, "pod", (Kind.POD,), desired_pods, desired_pods_of, feeds_form=False),
+    Target(
+        "notebook_pods",
+        NotebookPod,
+        "ref",
+        (Kind.POD,),
+        desired_notebook_pods,
+        desired_notebook_pods_of,
+        feeds_form=False,
+    ),
     Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas, feeds_form=False),
     Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges, feeds_form=False),
 )
@@ -394,6 +454,9 @@ def reconcile(
     """
     if target.model is PodRequest:
         reconcile_pod_requests(target=target, desired=desired, keys=keys, outcome=outcome)
+        return
+    if target.model is NotebookPod:
+        reconcile_notebook_pods(target=target, desired=desired, keys=keys, now=now, outcome=outcome)
         return
     model = target.model
     key_field = target.key_field
@@ -490,6 +553,45 @@ def reconcile_pod_requests(
         PodRequest.objects.filter(pod__in=stale[start : start + 1000]).delete()
     if fresh:
         PodRequest.objects.bulk_create(fresh, batch_size=2000)
+
+
+def reconcile_notebook_pods(
+    *, target: Target[Any], desired: Mapping[str, Fields], keys: set[str] | None, now: datetime, outcome: Outcome
+) -> None:
+    """Bring the running-notebook rows in line; as with PodRequest, a notebook that ends loses its row."""
+    rows = NotebookPod.objects.only("ref", *NotebookPod.OBSERVED_FIELDS)
+    if keys is not None:
+        rows = rows.filter(ref__in=list(keys))
+    existing = {row.ref: row for row in rows}
+    wanted = desired if keys is None else {key: desired[key] for key in keys if key in desired}
+    to_create: list[NotebookPod] = []
+    to_update: list[NotebookPod] = []
+    update_fields: set[str] = {"last_seen"}
+    for key, raw_fields in wanted.items():
+        fields = fit_to_columns(NotebookPod, raw_fields)
+        row = existing.get(key)
+        if row is None:
+            to_create.append(NotebookPod(ref=key, **fields, first_seen=now, last_seen=now))
+            outcome.record("added", target, key)
+            continue
+        changed = [name for name, value in fields.items() if getattr(row, name) != value]
+        if not changed:
+            continue
+        for name in changed:
+            setattr(row, name, fields[name])
+        row.last_seen = now
+        update_fields.update(changed)
+        to_update.append(row)
+        outcome.record("changed", target, key)
+    gone = sorted(existing.keys() - wanted.keys())
+    for key in gone:
+        outcome.record("marked_missing", target, key)
+    for start in range(0, len(gone), 1000):
+        NotebookPod.objects.filter(ref__in=gone[start : start + 1000]).delete()
+    if to_create:
+        NotebookPod.objects.bulk_create(to_create, batch_size=1000)
+    if to_update:
+        NotebookPod.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
 
 
 def _reconcile_full(state: ClusterState, targets: Iterable[Target[Any]], now: datetime, outcome: Outcome) -> None:

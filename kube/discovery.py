@@ -83,6 +83,15 @@ SELECTORS: dict[Kind, str | None] = {
 RUNNING_POD_FIELDS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 FIELD_SELECTORS: dict[Kind, str] = {Kind.POD: RUNNING_POD_FIELDS}
 
+# The labels /prespawn gives notebook pods (spawning.provisioning sets them; kube imports no app).
+NOTEBOOK_ROLE_LABEL = "optionsportal.io/role"
+NOTEBOOK_ROLE = "notebook"
+NOTEBOOK_USER_LABEL = "optionsportal.io/notebook-user"
+NOTEBOOK_SERVER_LABEL = "optionsportal.io/notebook-server"
+_NOTEBOOK_LABELS = (NOTEBOOK_ROLE_LABEL, NOTEBOOK_USER_LABEL, NOTEBOOK_SERVER_LABEL)
+# KubeSpawner's name for the container that runs the notebook server.
+NOTEBOOK_CONTAINER = "notebook"
+
 
 @dataclass(frozen=True)
 class KubeObject:
@@ -110,6 +119,9 @@ class KubeObject:
     # Pod: its node, and what it asks of that node in milli-units (see pod_requests).
     node_name: str = ""
     requests: Mapping[str, int] = field(default_factory=dict)
+    # Notebook pods only (see is_notebook): the notebook container's image and status.startTime.
+    image: str = ""
+    started_at: str = ""
     # ResourceQuota: status.hard and status.used, as quantities.
     quota_hard: Mapping[str, str] = field(default_factory=dict)
     quota_used: Mapping[str, str] = field(default_factory=dict)
@@ -125,6 +137,9 @@ class KubeObject:
 
     def is_gaffer_api(self) -> bool:
         return _matches(self.labels, "gaffer", "api")
+
+    def is_notebook(self) -> bool:
+        return self.kind is Kind.POD and self.labels.get(NOTEBOOK_ROLE_LABEL) == NOTEBOOK_ROLE
 
 
 @dataclass(frozen=True)
@@ -257,11 +272,21 @@ def _compute_object(
             unschedulable=bool(spec.get("unschedulable")),
         )
     if kind is Kind.POD:
+        labels = meta.get("labels") or {}
+        notebook: dict[str, Any] = {}
+        if labels.get(NOTEBOOK_ROLE_LABEL) == NOTEBOOK_ROLE:
+            # Only notebook pods keep labels, and only ours: the dashboard counts them.
+            notebook = {
+                "labels": {key: str(labels[key]) for key in _NOTEBOOK_LABELS if key in labels},
+                "image": _notebook_image(spec),
+                "started_at": str(status.get("startTime") or meta.get("creationTimestamp") or ""),
+            }
         return KubeObject(
             **common,
             phase=str(status.get("phase") or ""),
             node_name=str(spec.get("nodeName") or ""),
             requests=pod_requests(spec),
+            **notebook,
         )
     if kind is Kind.RESOURCE_QUOTA:
         return KubeObject(
@@ -270,6 +295,14 @@ def _compute_object(
             quota_used={str(k): str(v) for k, v in (status.get("used") or {}).items()},
         )
     return KubeObject(**common, limit_items=tuple(dict(item) for item in spec.get("limits") or []))
+
+
+def _notebook_image(spec: Mapping[str, Any]) -> str:
+    containers = spec.get("containers") or []
+    for container in containers:
+        if container.get("name") == NOTEBOOK_CONTAINER:
+            return str(container.get("image") or "")
+    return str(containers[0].get("image") or "") if containers else ""
 
 
 def _add(total: dict[str, int], more: Mapping[str, int]) -> None:

@@ -2,8 +2,8 @@
 
 Request counts and latencies are counted in each process (gunicorn's workers
 share them through PROMETHEUS_MULTIPROC_DIR when it is set). Spawn outcomes,
-the sync's last round and the inventory's size are read from the database at
-scrape time, so every replica reports the same, restart-proof figures.
+the sync's last round, the inventory's size and the dashboard's figures
+(``dashboard.metrics``) are read from the database at scrape time, so every replica reports the same, restart-proof figures.
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ def _registry() -> CollectorRegistry:
         registry.register(REQUESTS)
         registry.register(REQUEST_SECONDS)
     registry.register(DatabaseCollector())
+    from dashboard.metrics import DashboardCollector
+
+    registry.register(DashboardCollector())
     return registry
 
 

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     # After inventory: its admin wraps the inventory's admin classes with the history view.
     "simple_history",
     "audit",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
