@@ -23,25 +23,20 @@ from simple_history.utils import get_m2m_reverse_field_name
 from audit.context import current_import
 from inventory import models as inventory_models
 from inventory.models import (
+    BOOKKEEPING_MODELS,
+    CAPACITY_MODELS,
     AccessRule,
-    ClusterNode,
     Discovered,
     GafferGraph,
     HdfsInstance,
-    InventoryGeneration,
-    LimitRange,
     MachineType,
     Namespace,
     NamespaceOption,
-    NotebookPod,
     NotebookVolume,
-    PodRequest,
     Profile,
     ResourcePreset,
-    ResourceQuota,
     ServiceAccount,
     SparkDefault,
-    SyncRound,
 )
 
 # Observed columns the sync writes, or bookkeeping it stamps on every round: never history.
@@ -143,16 +138,7 @@ for _model in (HdfsInstance, GafferGraph, ServiceAccount, NotebookVolume):
 
 # What operators curate beyond the above (an offered kind added later, such as DataSource):
 # every other inventory model but bookkeeping, discovered namespaces and capacity rows.
-_NOT_TRACKED = (
-    SyncRound,
-    InventoryGeneration,
-    Namespace,
-    ClusterNode,
-    PodRequest,
-    ResourceQuota,
-    LimitRange,
-    NotebookPod,
-)
+_NOT_TRACKED = (*BOOKKEEPING_MODELS, *CAPACITY_MODELS, Namespace)
 _CURATED_LATER = tuple(
     model
     for model in vars(inventory_models).values()

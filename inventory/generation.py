@@ -16,36 +16,16 @@ from django.db import connection, models
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
-from inventory.models import (
-    AccessRule,
-    ClusterNode,
-    InventoryGeneration,
-    LimitRange,
-    NotebookPod,
-    PodRequest,
-    ResourceQuota,
-    SyncRound,
-)
+from inventory.models import BOOKKEEPING_MODELS, CAPACITY_MODELS, AccessRule, InventoryGeneration
 
 GENERATION_PK = 1
 
 
-# Not what the form is drawn from: bookkeeping, and the capacity rows, which change with
-# every pod that starts or stops (bumping for them would throw away every worker's
-# snapshot at the cluster's churn rate).
-_NOT_FORM_INPUT: tuple[type[models.Model], ...] = (
-    SyncRound,
-    InventoryGeneration,
-    ClusterNode,
-    PodRequest,
-    ResourceQuota,
-    LimitRange,
-    NotebookPod,
-)
+_NOT_FORM_INPUT = BOOKKEEPING_MODELS + CAPACITY_MODELS
 
 
 def watched_models() -> tuple[type[models.Model], ...]:
-    """Everything the spawn form and validation are drawn from: every inventory model but those above.
+    """Everything the spawn form and validation are drawn from: every inventory model but bookkeeping and capacity.
 
     Derived, so that a kind added to the inventory is watched without being listed here.
     """

@@ -1004,3 +1004,12 @@ def _extended_resource_errors(value: object) -> list[str]:
         elif len(set(counts)) != len(counts):
             errors.append(f"The counts of {name!r} repeat a number.")
     return errors
+
+
+# Rows kept for the portal's own bookkeeping.
+BOOKKEEPING_MODELS: tuple[type[models.Model], ...] = (SyncRound, InventoryGeneration)
+# Capacity: what the cluster is running and may still run. These change with every pod that
+# starts or stops, so the spawn form's snapshot is not drawn from them (bumping the generation
+# for them would throw away every worker's snapshot at the cluster's churn rate), and they are
+# not operator changes to record in the history.
+CAPACITY_MODELS: tuple[type[models.Model], ...] = (ClusterNode, PodRequest, ResourceQuota, LimitRange, NotebookPod)

@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from inventory.generation import bump_inventory_generation
 from inventory.models import (
+    CAPACITY_MODELS,
     ClusterNode,
     Discovered,
     GafferGraph,
@@ -46,8 +47,6 @@ from kube.client import KubeError
 from kube.concurrent import run_settled
 from kube.discovery import (
     DEFAULT_PAGE_SIZE,
-    NOTEBOOK_SERVER_LABEL,
-    NOTEBOOK_USER_LABEL,
     EventType,
     Kind,
     KubeObject,
@@ -55,6 +54,7 @@ from kube.discovery import (
     WatchEvent,
     list_objects,
 )
+from kube.names import POD_LABEL_SERVER, POD_LABEL_USER
 
 logger = logging.getLogger("optionsportal.sync")
 
@@ -299,8 +299,8 @@ def _notebook_fields(obj: KubeObject) -> Fields:
         "namespace": obj.namespace,
         "name": obj.name,
         "uid": obj.uid,
-        "username": obj.labels.get(NOTEBOOK_USER_LABEL, ""),
-        "server_name": obj.labels.get(NOTEBOOK_SERVER_LABEL, ""),
+        "username": obj.labels.get(POD_LABEL_USER, ""),
+        "server_name": obj.labels.get(POD_LABEL_SERVER, ""),
         "image": obj.image,
         "node_name": obj.node_name,
         "cpu": obj.requests.get("cpu", 0),
@@ -341,10 +341,11 @@ class Target(Generic[Tracked]):
     desired: Callable[[ClusterState], Desired]
     # For large kinds: the desired rows of just these keys, without building all of them.
     desired_of_keys: Callable[[ClusterState, set[str]], Desired] | None = None
-    # Whether the spawn form's snapshot is built from these rows. Capacity (nodes, pods,
-    # quotas) changes with every pod that starts or stops; bumping the generation for it
-    # would throw away every worker's form snapshot at the cluster's churn rate.
-    feeds_form: bool = True
+
+    @property
+    def feeds_form(self) -> bool:
+        """Whether the spawn form's snapshot is built from these rows (not from capacity's)."""
+        return self.model not in CAPACITY_MODELS
 
     def desired_for(self, state: ClusterState, keys: set[str] | None) -> Desired:
         if keys is not None and self.desired_of_keys is not None:
@@ -373,8 +374,8 @@ TARGETS: tuple[Target[Any], ...] = (
     Target("gaffer", GafferGraph, "key", (Kind.SERVICE, Kind.CONFIG_MAP, Kind.SECRET), desired_gaffer),
     Target("service_accounts", ServiceAccount, "key", (Kind.SERVICE_ACCOUNT,), desired_service_accounts),
     Target("volumes", NotebookVolume, "key", (Kind.PVC,), desired_volumes),
-    Target("nodes", ClusterNode, "name", (Kind.NODE,), desired_nodes, feeds_form=False),
-    Target("pods", PodRequest, "pod", (Kind.POD,), desired_pods, desired_pods_of, feeds_form=False),
+    Target("nodes", ClusterNode, "name", (Kind.NODE,), desired_nodes),
+    Target("pods", PodRequest, "pod", (Kind.POD,), desired_pods, desired_pods_of),
     Target(
         "notebook_pods",
         NotebookPod,
@@ -382,10 +383,9 @@ TARGETS: tuple[Target[Any], ...] = (
         (Kind.POD,),
         desired_notebook_pods,
         desired_notebook_pods_of,
-        feeds_form=False,
     ),
-    Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas, feeds_form=False),
-    Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges, feeds_form=False),
+    Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas),
+    Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges),
 )
 
 

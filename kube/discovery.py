@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from kube.client import KubeError, KubeGone, api_client, request_timeout, translate
+from kube.names import POD_LABEL_ROLE, POD_LABEL_SERVER, POD_LABEL_USER, ROLE_NOTEBOOK
 from kube.quantity import milli_map
 
 HDFS_SELECTOR = "app.kubernetes.io/name=hdfs,app.kubernetes.io/component=namenode"
@@ -83,12 +84,7 @@ SELECTORS: dict[Kind, str | None] = {
 RUNNING_POD_FIELDS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 FIELD_SELECTORS: dict[Kind, str] = {Kind.POD: RUNNING_POD_FIELDS}
 
-# The labels /prespawn gives notebook pods (spawning.provisioning sets them; kube imports no app).
-NOTEBOOK_ROLE_LABEL = "optionsportal.io/role"
-NOTEBOOK_ROLE = "notebook"
-NOTEBOOK_USER_LABEL = "optionsportal.io/notebook-user"
-NOTEBOOK_SERVER_LABEL = "optionsportal.io/notebook-server"
-_NOTEBOOK_LABELS = (NOTEBOOK_ROLE_LABEL, NOTEBOOK_USER_LABEL, NOTEBOOK_SERVER_LABEL)
+_NOTEBOOK_LABELS = (POD_LABEL_ROLE, POD_LABEL_USER, POD_LABEL_SERVER)
 # KubeSpawner's name for the container that runs the notebook server.
 NOTEBOOK_CONTAINER = "notebook"
 
@@ -139,7 +135,7 @@ class KubeObject:
         return _matches(self.labels, "gaffer", "api")
 
     def is_notebook(self) -> bool:
-        return self.kind is Kind.POD and self.labels.get(NOTEBOOK_ROLE_LABEL) == NOTEBOOK_ROLE
+        return self.kind is Kind.POD and self.labels.get(POD_LABEL_ROLE) == ROLE_NOTEBOOK
 
 
 @dataclass(frozen=True)
@@ -274,7 +270,7 @@ def _compute_object(
     if kind is Kind.POD:
         labels = meta.get("labels") or {}
         notebook: dict[str, Any] = {}
-        if labels.get(NOTEBOOK_ROLE_LABEL) == NOTEBOOK_ROLE:
+        if labels.get(POD_LABEL_ROLE) == ROLE_NOTEBOOK:
             # Only notebook pods keep labels, and only ours: the dashboard counts them.
             notebook = {
                 "labels": {key: str(labels[key]) for key in _NOTEBOOK_LABELS if key in labels},

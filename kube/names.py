@@ -26,6 +26,15 @@ import json
 import re
 import unicodedata
 
+# The labels /prespawn gives notebook pods, through the reply. Our own keys, not KubeSpawner's
+# hub.jupyter.org/username, whose value KubeSpawner escapes its own way. Here, at the cluster
+# boundary, because both sides read them: spawning sets them, the pod watch selects by them.
+POD_LABEL_USER = "optionsportal.io/notebook-user"
+POD_LABEL_SERVER = "optionsportal.io/notebook-server"
+POD_LABEL_ROLE = "optionsportal.io/role"
+ROLE_NOTEBOOK = "notebook"
+ROLE_EXECUTOR = "spark-executor"
+
 MAX_LABEL = 63
 HASH_LENGTH = 12
 

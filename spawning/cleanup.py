@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from kube.concurrent import run_all, run_all_pair
+from kube.names import POD_LABEL_SERVER, POD_LABEL_USER
 from kube.provision import (
     KINDS,
     LabelledObject,
@@ -30,8 +31,6 @@ from spawning.labels import (
     LABEL_USERNAME,
     NOTEBOOK_PODS_SELECTOR,
     OUR_OBJECTS_SELECTOR,
-    POD_LABEL_SERVER,
-    POD_LABEL_USER,
     owned_by,
     owner_selector,
 )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import optionsportal
 from kube import names
+from kube.names import POD_LABEL_ROLE, POD_LABEL_SERVER, POD_LABEL_USER, ROLE_NOTEBOOK
 from kube.provision import LabelledObject
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ ANNOTATION_USERNAME = "optionsportal.io/username"
 ANNOTATION_SERVERNAME = "optionsportal.io/servername"
 ANNOTATION_POD_NAME = "optionsportal.io/pod-name"
 ANNOTATION_LAST_APPLIED = "optionsportal.io/last-applied"
-
-# Labels the notebook pod gets through the reply. Our own keys, not KubeSpawner's
-# hub.jupyter.org/username, whose value KubeSpawner escapes its own way.
-POD_LABEL_USER = "optionsportal.io/notebook-user"
-POD_LABEL_SERVER = "optionsportal.io/notebook-server"
-POD_LABEL_ROLE = "optionsportal.io/role"
-ROLE_NOTEBOOK = "notebook"
-ROLE_EXECUTOR = "spark-executor"
 
 OUR_OBJECTS_SELECTOR = f"{LABEL_NAME}={APP_NAME},{LABEL_MANAGED_BY}={MANAGED_BY}"
 NOTEBOOK_PODS_SELECTOR = f"{POD_LABEL_ROLE}={ROLE_NOTEBOOK}"

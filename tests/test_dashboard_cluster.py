@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from dashboard.selectors import NOT_RECORDED, dashboard_get, tally
 from inventory.generation import watched_models
 from inventory.models import InventoryGeneration, NotebookPod
 from inventory.sync import TARGETS, Outcome, reconcile, sync_full_round
-from kube.discovery import NOTEBOOK_ROLE, NOTEBOOK_ROLE_LABEL, NOTEBOOK_SERVER_LABEL, NOTEBOOK_USER_LABEL
+from kube import names
+from kube.discovery import Kind, KubeObject
+from kube.names import POD_LABEL_ROLE, POD_LABEL_SERVER, POD_LABEL_USER, ROLE_NOTEBOOK
 from spawning import labels
 from spawning.models import SpawnRecord
 from tests import test_compute_cluster
@@ -34,7 +37,7 @@ def _notebook_pod(
     body: dict[str, Any] = {
         "metadata": {
             "name": name,
-            "labels": {NOTEBOOK_ROLE_LABEL: NOTEBOOK_ROLE, NOTEBOOK_USER_LABEL: user, NOTEBOOK_SERVER_LABEL: ""},
+            "labels": {POD_LABEL_ROLE: ROLE_NOTEBOOK, POD_LABEL_USER: user, POD_LABEL_SERVER: ""},
         },
         "spec": {
             "nodeName": node,
@@ -67,9 +70,13 @@ def _by(namespace: str, attribute: str) -> dict[str, int]:
     return {t.label: t.notebooks for t in tally(notebooks, attribute)}
 
 
-def test_the_labels_are_the_ones_prespawn_gives_notebook_pods() -> None:
-    assert (NOTEBOOK_ROLE_LABEL, NOTEBOOK_ROLE) == (labels.POD_LABEL_ROLE, labels.ROLE_NOTEBOOK)
-    assert (NOTEBOOK_USER_LABEL, NOTEBOOK_SERVER_LABEL) == (labels.POD_LABEL_USER, labels.POD_LABEL_SERVER)
+def test_the_labels_prespawn_gives_make_a_pod_the_watch_keeps_as_a_notebook() -> None:
+    given = labels.notebook_labels(SimpleNamespace(username="Jo.Smith@example.org", server_name="gpu"))  # type: ignore[arg-type]
+    pod = KubeObject(kind=Kind.POD, namespace="ns", name="jupyter-jo", uid="u", resource_version="1", labels=given)
+    assert pod.is_notebook()
+    key, value = labels.NOTEBOOK_PODS_SELECTOR.split("=")
+    assert given[key] == value
+    assert (given[POD_LABEL_USER], given[POD_LABEL_SERVER]) == (names.label_value("Jo.Smith@example.org"), "gpu")
 
 
 def test_running_notebooks_follow_pods_created_and_deleted(
@@ -92,7 +99,7 @@ def test_running_notebooks_follow_pods_created_and_deleted(
     core_v1.create_namespaced_pod(
         namespace,
         {
-            "metadata": {"name": "worker", "labels": {NOTEBOOK_ROLE_LABEL: "spark-executor"}},
+            "metadata": {"name": "worker", "labels": {POD_LABEL_ROLE: "spark-executor"}},
             "spec": {
                 "nodeName": node,
                 "automountServiceAccountToken": False,

@@ -13,8 +13,9 @@ from django.template.loader import render_to_string
 
 from inventory.models import SparkDefault
 from kube import names
+from kube.names import POD_LABEL_ROLE, ROLE_EXECUTOR
 from kube.provision import CONFIG_MAP, INGRESS, SERVICE
-from spawning.labels import POD_LABEL_ROLE, ROLE_EXECUTOR, notebook_labels, object_name
+from spawning.labels import notebook_labels, object_name
 from spawning.offers.base import ManifestContext, NumberField, OfferedKind, Validation
 from spawning.offers.hdfs import HADOOP_CONF_DIR
 from spawning.offers.resources import number_state
