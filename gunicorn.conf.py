@@ -8,6 +8,10 @@ from typing import Any
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads, so a worker keeps its core busy with other requests while a /prespawn waits on
+# the apiserver; each thread holds its own database connection (DATABASE_CONN_MAX_AGE).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("WEB_THREADS", "4"))
 # A hub waits on /prespawn; give in-flight requests time to finish on SIGTERM.
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
@@ -25,6 +29,17 @@ worker_tmp_dir = os.environ.get(
 # adds them up across workers for /metrics.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="optionsportal-metrics-")
+
+
+def post_worker_init(worker: Any) -> None:
+    """Build the inventory snapshot and draw one form before the worker takes its first request."""
+    from django.db import connection
+
+    from spawning.selectors import warm_up
+
+    warm_up()
+    # Requests run on the worker's threads, each with a connection of its own.
+    connection.close()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, connection
+from rest_framework.renderers import JSONRenderer
 
 from inventory import freshness
 from inventory.generation import GENERATION_PK
@@ -18,7 +22,13 @@ from spawning.offers import KINDS, NUMBER_FIELDS
 from spawning.offers.base import OfferContext
 from spawning.offers.resources import user_bounds
 from spawning.replies import Freshness, OptionsData
-from spawning.snapshot import inventory_snapshot
+from spawning.reply_cache import CachedReply, ReplyCache
+from spawning.snapshot import InventorySnapshot, inventory_snapshot
+
+logger = logging.getLogger(__name__)
+
+# The renderer DRF would use for the reply (settings.REST_FRAMEWORK): the same bytes.
+_JSON = JSONRenderer()
 
 
 def inventory_freshness() -> dict[str, Any]:
@@ -84,6 +94,59 @@ def request_state(*, username: str, server_name: str) -> RequestState:
     )
 
 
+_REPLIES = ReplyCache(settings.OPTIONS_REPLY_CACHE_BYTES)
+
+
+def options_document(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> CachedReply:
+    """The /options reply as sent (JSON with the form's HTML), from this worker's reply cache when it can be.
+
+    The key holds everything the reply is drawn from (spawning/reply_cache.py): the
+    snapshot it came from, the request, the remembered choices and the freshness.
+    """
+    from spawning.form import render_options_form
+    from spawning.serializers import options_output
+
+    state = request_state(username=username, server_name=server_name)
+    snapshot = inventory_snapshot(generation=state.generation, previous_while_rebuilding=True)
+    key = (
+        id(snapshot),
+        snapshot.built_at,
+        username,
+        server_name,
+        tuple(groups),
+        default_namespace,
+        json.dumps(state.remembered, sort_keys=True),
+        state.freshness["last_synced_at"],
+        state.freshness["stale"],
+    )
+    cacheable = state.generation is not None
+    if cacheable and (hit := _REPLIES.get(key)) is not None:
+        return hit
+    data = options_output(
+        _options_reply(
+            state,
+            snapshot,
+            username=username,
+            server_name=server_name,
+            groups=groups,
+            default_namespace=default_namespace,
+        )
+    )
+    data["html"] = render_options_form(data)
+    body = _JSON.render(data)
+    return _REPLIES.put(key, body) if cacheable else CachedReply(body)
+
+
+def gzipped(reply: CachedReply) -> bytes:
+    """The gzip form of a reply from ``options_document``, kept with it."""
+    return _REPLIES.gzipped(reply)
+
+
+def forget_replies() -> None:
+    """Drop every kept /options reply (tests that change what a reply is drawn from behind the key's back)."""
+    _REPLIES.clear()
+
+
 def options_data(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> dict[str, Any]:
     """The /options data as sent (without the form's HTML), serialized through its output serializer."""
     from spawning.serializers import options_output
@@ -103,6 +166,25 @@ def options_reply(*, username: str, server_name: str, groups: list[str], default
     """
     state = request_state(username=username, server_name=server_name)
     snapshot = inventory_snapshot(generation=state.generation)
+    return _options_reply(
+        state,
+        snapshot,
+        username=username,
+        server_name=server_name,
+        groups=groups,
+        default_namespace=default_namespace,
+    )
+
+
+def _options_reply(
+    state: RequestState,
+    snapshot: InventorySnapshot,
+    *,
+    username: str,
+    server_name: str,
+    groups: list[str],
+    default_namespace: str,
+) -> OptionsData:
     access = snapshot.rules.for_user(username=username, groups=groups)
     ctx = OfferContext(
         snapshot=snapshot,
@@ -136,3 +218,27 @@ def options_reply(*, username: str, server_name: str, groups: list[str], default
         selected=selected,
         inventory=Freshness(last_synced_at=freshness["last_synced_at"], stale=freshness["stale"]),
     )
+
+
+def warm_up() -> None:
+    """Read the inventory and draw a form once, so a new worker's first /options is as fast as any other.
+
+    Called by gunicorn before the worker accepts requests (gunicorn.conf.py). Nothing is
+    kept in the reply cache; a database that is not there yet leaves the work to the
+    first request.
+    """
+    from spawning.form import render_options_form
+    from spawning.serializers import options_output
+
+    started = time.monotonic()
+    try:
+        state = request_state(username="", server_name="")
+        snapshot = inventory_snapshot(generation=state.generation)
+        data = options_output(
+            _options_reply(state, snapshot, username="", server_name="", groups=[], default_namespace="")
+        )
+        render_options_form(data)
+    except DatabaseError as exc:
+        logger.warning("warm-up skipped, the database is unavailable: %s", exc)
+        return
+    logger.info("warmed up in %.0f ms", (time.monotonic() - started) * 1000)

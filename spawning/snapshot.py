@@ -11,6 +11,7 @@ the rows, so a snapshot is never older than the generation it is kept under.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -18,9 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
+
 from inventory.generation import current_inventory_generation
 from spawning.access import AccessRules
 from spawning.offers import KINDS
+
+logger = logging.getLogger(__name__)
 
 # Every write the form depends on changes the generation; the age limit only
 # bounds the harm of a write path that someone adds later and forgets to bump.
@@ -50,24 +56,80 @@ def build_snapshot(generation: tuple[int, uuid.UUID] | None) -> InventorySnapsho
 
 _lock = threading.Lock()
 _current: InventorySnapshot | None = None
+_rebuilding = False
 
 
-def inventory_snapshot(*, generation: tuple[int, uuid.UUID] | None) -> InventorySnapshot:
-    """The snapshot for ``generation``, which the caller read *before* calling (no query when it is current)."""
-    global _current
+def inventory_snapshot(
+    *, generation: tuple[int, uuid.UUID] | None, previous_while_rebuilding: bool = False
+) -> InventorySnapshot:
+    """The snapshot for ``generation``, which the caller read *before* calling (no query when it is current).
+
+    With ``previous_while_rebuilding`` (the form, never validation), a snapshot of an
+    older generation is returned while a background thread builds the current one,
+    so no request waits on a rebuild (settings.OPTIONS_PREVIOUS_WHILE_REBUILDING).
+    """
     snapshot = _current
+    if _is_current(snapshot, generation):
+        assert snapshot is not None
+        return snapshot
     if (
+        previous_while_rebuilding
+        and snapshot is not None
+        and generation is not None
+        and time.monotonic() - snapshot.built_at < MAX_AGE_SECONDS
+        and settings.OPTIONS_PREVIOUS_WHILE_REBUILDING
+    ):
+        _rebuild_in_background(generation)
+        return snapshot
+    return _keep(build_snapshot(generation))
+
+
+def _is_current(snapshot: InventorySnapshot | None, generation: tuple[int, uuid.UUID] | None) -> bool:
+    return (
         snapshot is not None
         # Never bumped (a fresh or flushed database): nothing tells us when to rebuild.
         and generation is not None
         and snapshot.generation == generation
         and time.monotonic() - snapshot.built_at < MAX_AGE_SECONDS
-    ):
-        return snapshot
-    snapshot = build_snapshot(generation)
+    )
+
+
+def _keep(snapshot: InventorySnapshot) -> InventorySnapshot:
+    """Make ``snapshot`` the current one unless a build that started later already is."""
+    global _current
     with _lock:
-        _current = snapshot
+        if _current is None or _current.built_at <= snapshot.built_at:
+            _current = snapshot
     return snapshot
+
+
+def _rebuild_in_background(generation: tuple[int, uuid.UUID]) -> None:
+    global _rebuilding
+    with _lock:
+        if _rebuilding:
+            return
+        _rebuilding = True
+    threading.Thread(target=_rebuild, args=(generation,), name="snapshot-rebuild", daemon=True).start()
+
+
+def _rebuild(generation: tuple[int, uuid.UUID]) -> None:
+    global _rebuilding
+    try:
+        _keep(build_snapshot(generation))
+    except Exception:
+        # The next request tries again, or builds it itself once the previous one is too old.
+        logger.exception("rebuilding the inventory snapshot failed")
+    finally:
+        connection.close()
+        with _lock:
+            _rebuilding = False
+
+
+def wait_for_rebuild(timeout: float = 10.0) -> None:
+    """Block until no background rebuild is running (tests, and the worker's warm-up)."""
+    deadline = time.monotonic() + timeout
+    while _rebuilding and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def current_snapshot() -> InventorySnapshot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,8 +10,8 @@ from rest_framework.views import APIView
 
 from optionsportal.logs import bind_user
 from spawning import schema  # noqa: F401 - registers the token scheme with the schema generator
-from spawning.form import render_options_form
-from spawning.selectors import options_data
+from spawning.reply_cache import CachedReply
+from spawning.selectors import gzipped, options_document
 from spawning.serializers import (
     ErrorSerializer,
     OptionsInputSerializer,
@@ -49,19 +50,29 @@ class OptionsView(APIView):
         summary="Draw the spawn form",
         operation_id="options",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         serializer = OptionsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         bind_user(values["username"])
-        data = options_data(
+        reply = options_document(
             username=values["username"],
             server_name=values["server_name"],
             groups=values["groups"],
             default_namespace=values["default_namespace"],
         )
-        data["html"] = render_options_form(data)
-        return Response(data)
+        return json_response(reply, request)
+
+
+def json_response(reply: CachedReply, request: Request) -> HttpResponse:
+    """The reply's bytes as they are, gzipped when the client accepts it (JupyterHub's client does)."""
+    if "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", ""):
+        response = HttpResponse(gzipped(reply), content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(reply.body, content_type="application/json")
+    response["Vary"] = "Accept-Encoding"
+    return response
 
 
 class PrespawnView(APIView):

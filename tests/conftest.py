@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connections
@@ -37,6 +38,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _form_from_the_current_snapshot(settings: Any) -> None:
+    """Tests read the form right after changing the inventory, in their own transaction.
+
+    A background rebuild (settings.OPTIONS_PREVIOUS_WHILE_REBUILDING) would read on a
+    connection of its own, outside that transaction; tests/test_options_cache.py tests it
+    with committed data.
+    """
+    settings.OPTIONS_PREVIOUS_WHILE_REBUILDING = False
 
 
 @pytest.fixture(scope="session")

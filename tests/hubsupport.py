@@ -115,7 +115,7 @@ def start_portal(*, db_url: str, kubeconfig: str, env_extra: dict[str, str], log
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
 
     try:
-        wait_for(healthy, timeout=30, what="the portal's /healthz")
+        wait_for(healthy, timeout=60, what="the portal's /healthz")
     except AssertionError:
         process.stop()
         raise
