@@ -33,6 +33,7 @@ from inventory.models import (
     MachineType,
     Namespace,
     NamespaceOption,
+    NodeUsage,
     NotebookPod,
     NotebookVolume,
     PodRequest,
@@ -151,6 +152,7 @@ _NOT_TRACKED = (
     PodRequest,
     ResourceQuota,
     LimitRange,
+    NodeUsage,
     NotebookPod,
 )
 _CURATED_LATER = tuple(

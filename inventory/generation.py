@@ -21,6 +21,7 @@ from inventory.models import (
     ClusterNode,
     InventoryGeneration,
     LimitRange,
+    NodeUsage,
     NotebookPod,
     PodRequest,
     ResourceQuota,
@@ -40,6 +41,7 @@ _NOT_FORM_INPUT: tuple[type[models.Model], ...] = (
     PodRequest,
     ResourceQuota,
     LimitRange,
+    NodeUsage,
     NotebookPod,
 )
 
