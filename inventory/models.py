@@ -463,9 +463,9 @@ class Profile(models.Model):
         return {**(self.kubespawner_override or {}), "image": self.image}
 
 
-# A profile option's slug is a DNS label, so its form field names (below) are unambiguous
-# and safe in HTML names and ids; a choice's key is a plain token.
-_OPTION_SLUG = re.compile(r"[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?")
+# A profile option's slug (KubeSpawner's option name) has no "__", so its form field names
+# (below) split unambiguously; it and a choice's key are plain tokens, safe in HTML names and ids.
+_OPTION_SLUG = re.compile(r"(?!.*__)[a-z0-9]([-_a-z0-9]{0,28}[a-z0-9])?")
 _CHOICE_KEY = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 PROFILE_OPTION_FIELD_PREFIX = "profile_option_"
 UNLISTED_SUFFIX = "__unlisted"
@@ -499,7 +499,7 @@ class ProfileOption(models.Model):
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="options")
     slug = models.CharField(
-        max_length=30, help_text="Lower-case letters, digits and hyphens (a DNS label); unique within the profile."
+        max_length=30, help_text="Lower-case letters, digits, '-' and '_'; unique within the profile."
     )
     display_name = models.CharField(max_length=200)
     order = models.IntegerField(default=0)
@@ -543,7 +543,10 @@ class ProfileOption(models.Model):
     def clean(self) -> None:
         errors: dict[str, str] = {}
         if not _OPTION_SLUG.fullmatch(self.slug or ""):
-            errors["slug"] = "1 to 30 lower-case letters, digits and hyphens, starting and ending with a letter or digit."
+            errors["slug"] = (
+                "1 to 30 lower-case letters, digits, '-' and '_' (never two '_' together), "
+                "starting and ending with a letter or digit."
+            )
         elif self.profile_id is not None and len(self.unlisted_field_name()) > MAX_FORM_FIELD_NAME:
             errors["slug"] = (
                 f"Its form field name would be longer than {MAX_FORM_FIELD_NAME} characters; "

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             name='HistoricalProfileOption',
             fields=[
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('slug', models.CharField(help_text='Lower-case letters, digits and hyphens (a DNS label); unique within the profile.', max_length=30)),
+                ('slug', models.CharField(help_text="Lower-case letters, digits, '-' and '_'; unique within the profile.", max_length=30)),
                 ('display_name', models.CharField(max_length=200)),
                 ('order', models.IntegerField(default=0)),
                 ('choices', models.JSONField(blank=True, default=list, help_text='A list of {"key", "display_name", "default", "kubespawner_override"}, in the order offered.')),
