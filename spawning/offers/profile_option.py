@@ -224,6 +224,8 @@ class ProfileOptionKind(OfferedKind):
                     v.refuse(unlisted_field, refusal)
                     continue
                 v.choices[unlisted_field] = typed
+                if key in entry.overrides:
+                    v.choices[item.field] = key
                 overrides = substitute(dict(option.unlisted_kubespawner_override or {}), typed)
                 chosen.append(ProfileOptionChoice(option=option.slug, key="", value=typed, overrides=overrides))
                 continue
