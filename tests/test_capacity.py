@@ -23,11 +23,11 @@ from inventory.models import (
     GuaranteePolicy,
     LimitRange,
     MachineType,
-    PodRequest,
     ResourceQuota,
 )
 from inventory.scheduling import affinity_matches, node_affinity_errors, tolerates, toleration_errors
 from kube.quantity import milli
+from tests.pod_rows import store_pod
 
 GI = 2**30 * 1000
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -51,10 +51,11 @@ def _node(
 
 
 def _pod(key: str, node: str, **requests: int) -> None:
-    for resource, amount in {"pods": 1000, **requests}.items():
-        PodRequest.objects.create(
-            pod=key, node_name=node, resource="nvidia.com/gpu" if resource == "gpu" else resource, amount=amount
-        )
+    store_pod(
+        key,
+        node,
+        {"nvidia.com/gpu" if name == "gpu" else name: amount for name, amount in {"pods": 1000, **requests}.items()},
+    )
 
 
 def _gpu_type(**fields: Any) -> MachineType:

@@ -7,9 +7,9 @@ real cluster is in tests/test_import_offers.py.
 from __future__ import annotations
 
 import shutil
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
-from decimal import Decimal
 from typing import Any
 
 import pytest
