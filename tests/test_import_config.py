@@ -341,6 +341,47 @@ def test_zero_to_jupyterhub_values() -> None:
             "- display_name: X\n  default: 'yes'\n  kubespawner_override: {image: a}\n",
             "profiles.yaml, entry 1 (x): 'default' is text; expected true or false",
         ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options: [image]\n",
+            "profiles.yaml, entry 1 (x): 'profile_options' is a list; expected a mapping of option name to",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options:\n"
+            "    image: {choices: {a: {kubespawner_override: fixed}}}\n",
+            "profiles.yaml, entry 1 (x), profile_options.image: 'kubespawner_override' is text; expected a mapping",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options:\n"
+            "    image:\n      unlisted_choice: {enabled: true, validation_regex: '(', "
+            "kubespawner_override: {image: '{value}'}}\n",
+            "profiles.yaml, entry 1 (x), profile_options.image: unlisted_choice.validation_regex: "
+            "Not a regular expression",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options:\n"
+            "    Image__Tag: {choices: {a: {}}}\n",
+            "profiles.yaml, entry 1 (x), profile_options.Image__Tag: option name: 1 to 30 lower-case letters",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a, mem_limit: lots}\n",
+            "profiles.yaml, entry 1 (x): 'kubespawner_override.mem_limit' is 'lots'; expected a size such as 4G",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override:\n    image: a\n"
+            "    extra_resource_limits: {nvidia.com/gpu: '1'}\n    extra_resource_guarantees: {nvidia.com/gpu: '2'}\n",
+            "profiles.yaml, entry 1 (x): 'nvidia.com/gpu': extra_resource_limits and extra_resource_guarantees differ",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override:\n    image: a\n    tolerations: [{operator: Sometimes}]\n",
+            "profiles.yaml, entry 1 (x): tolerations:",
+        ),
     ],
 )
 def test_a_wrong_shape_names_file_entry_and_expected_shape_and_writes_nothing(
