@@ -276,19 +276,20 @@ def node_capacities() -> tuple[NodeCapacity, ...]:
         node_name: {str(k): int(v) for k, v in (amounts or {}).items()}
         for node_name, amounts in NodeUsage.objects.values_list("node_name", "used")
     }
-    nodes = ClusterNode.objects.filter(missing_since__isnull=True).only(
+    # Plain tuples, not model instances: at 500 nodes building the instances was a sixth of the snapshot.
+    nodes = ClusterNode.objects.filter(missing_since__isnull=True).values_list(
         "name", "labels", "taints", "allocatable", "ready", "unschedulable"
     )
     return tuple(
         NodeCapacity(
-            name=node.name,
-            labels=node.labels or {},
-            taints=node.taints or [],
-            allocatable={str(k): int(v) for k, v in (node.allocatable or {}).items()},
-            used=used.get(node.name, {}),
-            schedulable=node.ready and not node.unschedulable,
+            name=name,
+            labels=labels or {},
+            taints=taints or [],
+            allocatable={str(k): int(v) for k, v in (allocatable or {}).items()},
+            used=used.get(name, {}),
+            schedulable=ready and not unschedulable,
         )
-        for node in nodes
+        for name, labels, taints, allocatable, ready, unschedulable in nodes.order_by("name")
     )
 
 
