@@ -213,3 +213,24 @@ def test_the_prespawn_reply_carries_the_chosen_options_overrides(
     body["reply_version"] = 1
     original = hub_client().post("/prespawn", body, format="json").json()
     assert "image" not in original and "kubespawner_override" not in original
+
+
+def test_overrides_merge_as_kubespawner_applies_them() -> None:
+    from spawning.offers.profile_option import merge_overrides, substitute
+
+    profile = {"extra_labels": {"gpu": "true", "team": "a"}, "default_url": "/lab", "cmd": ["a"]}
+    choice = {"extra_labels": {"team": None, "framework": "tf"}, "cmd": ["b"], "start_timeout": None}
+    assert merge_overrides(profile, choice) == {
+        "extra_labels": {"gpu": "true", "framework": "tf"},
+        "default_url": "/lab",
+        "cmd": ["b"],
+        "start_timeout": None,
+    }
+    # The profile's own overrides are not changed by merging a choice over them.
+    assert profile["extra_labels"] == {"gpu": "true", "team": "a"}
+    # {value} is replaced in every text at any depth; other braces stay as written.
+    assert substitute({"image": "{value}", "env": {"TAG": "${HOME}/{value}"}, "n": 1}, "x:1") == {
+        "image": "x:1",
+        "env": {"TAG": "${HOME}/x:1"},
+        "n": 1,
+    }

@@ -135,15 +135,18 @@ def substitute(value: Any, typed: str) -> Any:
     return value
 
 
-def merge_overrides(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge_overrides(base: Mapping[str, Any], override: Mapping[str, Any], *, nested: bool = False) -> dict[str, Any]:
     """``override`` over ``base`` as KubeSpawner applies one after the other: mappings merged, the rest replaced.
 
-    A ``None`` stays in the result, so the hub removes that key from its own setting too.
+    Inside a merged mapping ``None`` removes the key, as KubeSpawner's ``recursive_update``
+    does; a trait set to ``None`` at the top stays ``None``.
     """
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_overrides(merged[key], value)
+            merged[key] = merge_overrides(merged[key], value, nested=True)
+        elif value is None and nested:
+            merged.pop(key, None)
         else:
             merged[key] = value
     return merged
