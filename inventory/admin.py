@@ -34,6 +34,7 @@ from inventory.models import (
     NamespaceOption,
     NotebookVolume,
     Profile,
+    ProfileOption,
     ResourcePreset,
     ResourceQuota,
     ServiceAccount,
@@ -375,6 +376,45 @@ class DataSourceAdmin(admin.ModelAdmin):
     @admin.display(description="files")
     def file_names(self, obj: DataSource) -> str:
         return ", ".join(sorted(obj.files)) if isinstance(obj.files, dict) else "—"
+
+
+@admin.register(ProfileOption)
+class ProfileOptionAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "profile", "slug", "choice_keys", "unlisted_enabled", "order")
+    list_select_related = ("profile",)
+    list_filter = ("profile", "unlisted_enabled")
+    search_fields = ("slug", "display_name", "profile__slug")
+    fieldsets = (
+        (None, {"fields": ("profile", "slug", "display_name", "order")}),
+        (
+            "Choices",
+            {
+                "fields": ("choices",),
+                "description": 'A JSON list, in the order offered: [{"key": "tf", "display_name": "TensorFlow", '
+                '"default": true, "kubespawner_override": {"image": "…"}}]. The choice\'s overrides are applied '
+                "on top of the profile's.",
+            },
+        ),
+        (
+            "A value users type (unlisted choice)",
+            {
+                "fields": (
+                    "unlisted_enabled",
+                    "unlisted_display_name",
+                    "unlisted_validation_regex",
+                    "unlisted_validation_message",
+                    "unlisted_kubespawner_override",
+                ),
+                "description": "The typed value is checked against the regex on the server and replaces {value} "
+                "in the overrides.",
+            },
+        ),
+    )
+
+    @admin.display(description="choices")
+    def choice_keys(self, obj: ProfileOption) -> str:
+        choices = obj.choices if isinstance(obj.choices, list) else []
+        return ", ".join(str(c.get("key")) for c in choices if isinstance(c, dict)) or "—"
 
 
 # Every kind a rule can name: a kind added to AccessRule appears here without being listed.

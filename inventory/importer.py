@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ from django.utils.text import slugify
 from inventory.models import (
     AccessRule,
     GafferGraph,
+    GuaranteePolicy,
     HdfsInstance,
+    MachineType,
     NamespaceOption,
     Profile,
+    ProfileOption,
     Source,
     SparkDefault,
 )
@@ -65,8 +69,12 @@ GRAPHS_SHAPE = "a list of entries {id, name, graphConfig: {description}, restApi
 SPARK_SHAPE = "a mapping of Spark property to value (text, a number or true/false)"
 PROFILES_SHAPE = (
     "a Zero to JupyterHub profileList: a list of entries {display_name, slug, description, default, "
-    "kubespawner_override: {image, ...}, enable_hdfs, enable_gaffer, enable_spark, spark_image, "
+    "kubespawner_override: {image, ...}, profile_options, enable_hdfs, enable_gaffer, enable_spark, spark_image, "
     "spark_ingress_host, spark_ingress_path}"
+)
+OPTIONS_SHAPE = (
+    "a mapping of option name to {display_name, choices: {key: {display_name, default, kubespawner_override}}, "
+    "unlisted_choice: {enabled, display_name, validation_regex, validation_message, kubespawner_override}}"
 )
 
 PROFILE_KEYS = {
@@ -75,6 +83,7 @@ PROFILE_KEYS = {
     "description",
     "default",
     "kubespawner_override",
+    "profile_options",
     "enable_hdfs",
     "enable_gaffer",
     "enable_spark",
@@ -82,6 +91,32 @@ PROFILE_KEYS = {
     "spark_ingress_host",
     "spark_ingress_path",
 }
+OPTION_KEYS = {"display_name", "choices", "unlisted_choice"}
+CHOICE_KEYS = {"display_name", "default", "kubespawner_override"}
+# ``validation_regex_error`` is read as another name for KubeSpawner's ``validation_message``.
+UNLISTED_KEYS = {
+    "enabled",
+    "display_name",
+    "validation_regex",
+    "validation_message",
+    "validation_regex_error",
+    "kubespawner_override",
+}
+# KubeSpawner traits of a profile that say where it runs and what it is given: they become
+# the profile's machine type, so capacity and the access rules see them.
+COMPUTE_TRAITS = (
+    "cpu_guarantee",
+    "cpu_limit",
+    "mem_guarantee",
+    "mem_limit",
+    "node_selector",
+    "tolerations",
+    "extra_resource_limits",
+    "extra_resource_guarantees",
+)
+# KubeSpawner's ByteSpecification: K, M, G, T are powers of 1024 (Ki, Mi, Gi, Ti too).
+_BYTES = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT])?i?$")
+_BYTE_UNITS = {None: 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 HDFS_KEYS = {"id", "name", "namespace", "namenodeClientRpcUrl", "users"}
 GRAPH_KEYS = {"id", "name", "graphConfig", "restApi", "users"}
 
@@ -173,6 +208,10 @@ class ImportReport:
 class ProfileEntry:
     where: str
     values: dict[str, Any]
+    # The MachineType the profile's compute traits become (None: it has none).
+    machine_type: dict[str, Any] | None = None
+    # ProfileOption values, one per profile_options entry, in the file's order.
+    options: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -450,7 +489,7 @@ def parse_spark_defaults(file: str, data: Any) -> list[SparkEntry]:
     return parsed
 
 
-def parse_profiles(file: str, data: Any, report: ImportReport) -> list[ProfileEntry]:
+def parse_profiles(file: str, data: Any, report: ImportReport, *, default_image: str = "") -> list[ProfileEntry]:
     parsed: list[ProfileEntry] = []
     slugs: set[str] = set()
     default_where = None
@@ -476,10 +515,15 @@ def parse_profiles(file: str, data: Any, report: ImportReport) -> list[ProfileEn
             )
         override = dict(override)
         image = override.pop("image", None)
+        if image is None and default_image:
+            # Zero to JupyterHub's profiles without an image run singleuser.image.
+            image = default_image
         if not isinstance(image, str) or not image.strip():
             raise ConfigImportError(
                 file, "'kubespawner_override.image' is required: every portal profile names its image", where
             )
+        machine_type = _machine_type(file, where, slug, display_name, override, report)
+        options = _profile_options(file, where, entry.get("profile_options"), report)
         default = _flag(file, where, entry, "default")
         if default and default_where:
             raise ConfigImportError(file, f"a second default profile (entry {default_where} is one)", where)
@@ -505,15 +549,168 @@ def parse_profiles(file: str, data: Any, report: ImportReport) -> list[ProfileEn
                     "spark_ingress_path": _text(file, where, entry, "spark_ingress_path"),
                     "kubespawner_override": override,
                 },
+                machine_type=machine_type,
+                options=options,
             )
         )
     return parsed
 
 
-def _parse_section(parsed: ParsedConfig, section: str, label: str, data: Any, report: ImportReport) -> None:
+def _machine_type(
+    file: str, where: str, slug: str, display_name: str, override: dict[str, Any], report: ImportReport
+) -> dict[str, Any] | None:
+    """Take the compute traits out of a profile's overrides and make its machine type's values of them."""
+    compute = {key: override.pop(key) for key in COMPUTE_TRAITS if key in override}
+    if not compute:
+        return None
+    values: dict[str, Any] = {
+        "slug": slug,
+        "display_name": display_name,
+        "node_selector": compute.get("node_selector") or {},
+        "tolerations": compute.get("tolerations") or [],
+        "extended_resources": {},
+        "max_cpu": None,
+        "max_mem": None,
+        "guarantee_policy": GuaranteePolicy.EQUAL,
+        "cpu_guarantee": None,
+        "mem_guarantee": None,
+    }
+    counts: dict[str, set[int]] = {}
+    for key in ("extra_resource_limits", "extra_resource_guarantees"):
+        resources = compute.get(key) or {}
+        if not isinstance(resources, dict):
+            raise ConfigImportError(
+                file, f"'kubespawner_override.{key}' is {_kind(resources)}; expected resource name: count", where
+            )
+        for name, amount in resources.items():
+            counts.setdefault(str(name), set()).add(_whole(file, where, f"kubespawner_override.{key}.{name}", amount))
+    for name, found in counts.items():
+        if len(found) > 1:
+            # Kubernetes refuses an extended resource whose request and limit differ.
+            raise ConfigImportError(
+                file, f"'{name}': extra_resource_limits and extra_resource_guarantees differ", where
+            )
+        values["extended_resources"][name] = sorted(found)
+    if "cpu_limit" in compute:
+        values["max_cpu"] = _cpu(file, where, "cpu_limit", compute["cpu_limit"])
+    if "mem_limit" in compute:
+        values["max_mem"] = _megabytes(file, where, "mem_limit", compute["mem_limit"], report)
+    if "cpu_guarantee" in compute or "mem_guarantee" in compute:
+        values["guarantee_policy"] = GuaranteePolicy.EXPLICIT
+        if "cpu_guarantee" in compute:
+            values["cpu_guarantee"] = _cpu(file, where, "cpu_guarantee", compute["cpu_guarantee"])
+        if "mem_guarantee" in compute:
+            values["mem_guarantee"] = _megabytes(file, where, "mem_guarantee", compute["mem_guarantee"], report)
+    report.notes.append(
+        f"{file}, entry {where}: {', '.join(compute)} became the machine type '{slug}' "
+        "(limits are its maximum, guarantees its fixed guarantee); the profile runs only on it"
+    )
+    return values
+
+
+def _whole(file: str, where: str, key: str, value: Any) -> int:
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not text.isdigit():
+        raise ConfigImportError(file, f"'{key}' is {value!r}; expected a whole number of devices", where)
+    return int(text)
+
+
+def _cpu(file: str, where: str, key: str, value: Any) -> Decimal:
+    try:
+        if isinstance(value, bool):
+            raise InvalidOperation
+        cpu = Decimal(str(value))
+    except InvalidOperation:
+        cpu = Decimal("NaN")
+    if not cpu.is_finite() or cpu <= 0:
+        raise ConfigImportError(file, f"'kubespawner_override.{key}' is {value!r}; expected a number of CPUs", where)
+    return cpu.quantize(Decimal("0.01"))
+
+
+def _megabytes(file: str, where: str, key: str, value: Any, report: ImportReport) -> int:
+    """A KubeSpawner memory size (bytes, or K/M/G/T in powers of 1024) in the portal's MB (2**20 bytes)."""
+    match = _BYTES.match(str(value).strip()) if isinstance(value, str | int | float) else None
+    if match is None or isinstance(value, bool):
+        raise ConfigImportError(
+            file, f"'kubespawner_override.{key}' is {value!r}; expected a size such as 4G or 512M", where
+        )
+    size = Decimal(match.group(1)) * _BYTE_UNITS[match.group(2)]
+    megabytes = size / 2**20
+    if megabytes != megabytes.to_integral_value():
+        report.warnings.append(f"{file}, entry {where}: {key} {value} rounded down to whole MB")
+    if megabytes < 1:
+        raise ConfigImportError(file, f"'kubespawner_override.{key}' is {value!r}; below 1 MB", where)
+    return int(megabytes)
+
+
+def _profile_options(file: str, where: str, data: Any, report: ImportReport) -> tuple[dict[str, Any], ...]:
+    """``profile_options`` in KubeSpawner's shape → ProfileOption values."""
+    if data is None:
+        return ()
+    if not isinstance(data, dict):
+        raise ConfigImportError(file, f"'profile_options' is {_kind(data)}; expected {OPTIONS_SHAPE}", where)
+    options: list[dict[str, Any]] = []
+    for order, (name, option) in enumerate(data.items(), start=1):
+        at = f"{where}, profile_options.{name}"
+        if not isinstance(option, dict):
+            raise ConfigImportError(file, f"is {_kind(option)}; expected {OPTIONS_SHAPE}", at)
+        _warn_unknown(report, file, at, option, OPTION_KEYS)
+        choices_in = option.get("choices") or {}
+        if not isinstance(choices_in, dict):
+            raise ConfigImportError(file, f"'choices' is {_kind(choices_in)}; expected a mapping of key to choice", at)
+        choices = []
+        for key, choice in choices_in.items():
+            if not isinstance(choice, dict):
+                raise ConfigImportError(file, f"choice '{key}' is {_kind(choice)}; expected {OPTIONS_SHAPE}", at)
+            _warn_unknown(report, file, f"{at}.choices.{key}", choice, CHOICE_KEYS)
+            choices.append(
+                {
+                    "key": str(key),
+                    "display_name": _text(file, at, choice, "display_name") or str(key),
+                    "default": _flag(file, at, choice, "default"),
+                    "kubespawner_override": _override(file, at, choice.get("kubespawner_override")),
+                }
+            )
+        unlisted = option.get("unlisted_choice") or {}
+        if not isinstance(unlisted, dict):
+            raise ConfigImportError(file, f"'unlisted_choice' is {_kind(unlisted)}; expected {OPTIONS_SHAPE}", at)
+        _warn_unknown(report, file, f"{at}.unlisted_choice", unlisted, UNLISTED_KEYS)
+        enabled = _flag(file, at, unlisted, "enabled")
+        message = _text(file, at, unlisted, "validation_message") or _text(file, at, unlisted, "validation_regex_error")
+        options.append(
+            {
+                "slug": str(name),
+                "display_name": _text(file, at, option, "display_name") or str(name),
+                "order": order * 10,
+                "choices": choices,
+                "unlisted_enabled": enabled,
+                "unlisted_display_name": _text(file, at, unlisted, "display_name") if enabled else "",
+                "unlisted_validation_regex": _text(file, at, unlisted, "validation_regex") if enabled else "",
+                "unlisted_validation_message": message if enabled else "",
+                "unlisted_kubespawner_override": (
+                    _override(file, at, unlisted.get("kubespawner_override")) if enabled else {}
+                ),
+            }
+        )
+    return tuple(options)
+
+
+def _override(file: str, where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigImportError(
+            file, f"'kubespawner_override' is {_kind(value)}; expected a mapping of KubeSpawner traits", where
+        )
+    return dict(value)
+
+
+def _parse_section(
+    parsed: ParsedConfig, section: str, label: str, data: Any, report: ImportReport, *, default_image: str = ""
+) -> None:
     parsed.labels[section] = label
     if section == PROFILES_FILE:
-        parsed.profiles = parse_profiles(label, data, report)
+        parsed.profiles = parse_profiles(label, data, report, default_image=default_image)
     elif section == HDFS_FILE:
         parsed.hdfs = parse_hdfs(label, data, report)
     elif section == GRAPHS_FILE:
@@ -574,7 +771,10 @@ def helm_values_parse(*, path: Path, report: ImportReport) -> ParsedConfig:
         keys, data = found
         dotted = ".".join(keys)
         report.files_read.append(f"{path.name}: {dotted} (the original's {section})")
-        _parse_section(parsed, section, f"{path.name} ({dotted})", data, report)
+        singleuser = _at(values, keys[:-1]) if section == PROFILES_FILE else None
+        _parse_section(
+            parsed, section, f"{path.name} ({dotted})", data, report, default_image=_singleuser_image(singleuser)
+        )
     if not report.files_read:
         wanted = ", ".join(".".join(keys) for candidates in HELM_SECTIONS.values() for keys in candidates)
         raise ConfigImportError(path.name, f"has none of the sections {wanted}")
@@ -587,6 +787,22 @@ def helm_values_parse(*, path: Path, report: ImportReport) -> ParsedConfig:
 
 
 _ABSENT = object()
+
+
+def _at(values: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    node: Any = values
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _singleuser_image(singleuser: Any) -> str:
+    """``singleuser.image`` as name:tag, the image of a profile that names none."""
+    image = singleuser.get("image") if isinstance(singleuser, dict) else None
+    if not isinstance(image, dict) or not isinstance(image.get("name"), str) or not image["name"].strip():
+        return ""
+    tag = image.get("tag")
+    return f"{image['name'].strip()}:{tag}" if isinstance(tag, str | int | float) and str(tag).strip() else ""
 
 
 # --- Writing ----------------------------------------------------------------
@@ -643,7 +859,43 @@ def _apply_profiles(file: str, entries: list[ProfileEntry], report: ImportReport
             _save(other, {"default": False}, counts=counts, file=file, where=f"(existing '{other.slug}')")
     for entry in entries:
         profile = Profile.objects.filter(slug=entry.values["slug"]).first() or Profile(slug=entry.values["slug"])
-        _save(profile, entry.values, counts=counts, file=file, where=entry.where, renames=renames)
+        saved = _save(profile, entry.values, counts=counts, file=file, where=entry.where, renames=renames)
+        if entry.machine_type is not None:
+            machine_type = _apply_machine_type(file, entry, report)
+            if set(profile.machine_types.values_list("pk", flat=True)) != {machine_type.pk}:
+                profile.machine_types.set([machine_type])
+                if not saved:
+                    counts.unchanged -= 1
+                    counts.updated += 1
+        _apply_profile_options(file, entry, profile, report)
+
+
+def _apply_machine_type(file: str, entry: ProfileEntry, report: ImportReport) -> MachineType:
+    assert entry.machine_type is not None
+    values = entry.machine_type
+    row = MachineType.objects.filter(slug=values["slug"]).first() or MachineType(slug=values["slug"])
+    if not row._state.adding:
+        # An operator may have renamed or reordered it; the import owns only what the file says.
+        values = {k: v for k, v in values.items() if k not in ("display_name",)}
+    renames = {"max_cpu": "cpu_limit", "max_mem": "mem_limit", "extended_resources": "extra_resource_limits"}
+    _save(row, values, counts=report.of(MachineType), file=file, where=entry.where, renames=renames)
+    return row
+
+
+def _apply_profile_options(file: str, entry: ProfileEntry, profile: Profile, report: ImportReport) -> None:
+    counts = report.of(ProfileOption)
+    renames = {
+        "choices": "choices",
+        "slug": "option name",
+        "unlisted_validation_regex": "unlisted_choice.validation_regex",
+        "unlisted_kubespawner_override": "unlisted_choice.kubespawner_override",
+    }
+    for values in entry.options:
+        where = f"{entry.where}, profile_options.{values['slug']}"
+        row = ProfileOption.objects.filter(profile=profile, slug=values["slug"]).first() or ProfileOption(
+            profile=profile, slug=values["slug"]
+        )
+        _save(row, values, counts=counts, file=file, where=where, renames=renames)
 
 
 def _apply_static(

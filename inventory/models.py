@@ -463,6 +463,158 @@ class Profile(models.Model):
         return {**(self.kubespawner_override or {}), "image": self.image}
 
 
+# A profile option's slug (KubeSpawner's option name) has no "__", so its form field names
+# (below) split unambiguously; it and a choice's key are plain tokens, safe in HTML names and ids.
+_OPTION_SLUG = re.compile(r"(?!.*__)[a-z0-9]([-_a-z0-9]{0,28}[a-z0-9])?")
+_CHOICE_KEY = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+PROFILE_OPTION_FIELD_PREFIX = "profile_option_"
+UNLISTED_SUFFIX = "__unlisted"
+# The hub API's longest form field name (spawning.serializers.UserOptionsField).
+MAX_FORM_FIELD_NAME = 100
+
+
+def override_errors(value: object, *, allow_image: bool) -> list[str]:
+    """What is wrong with a ``kubespawner_override`` mapping (trait name → value)."""
+    if not isinstance(value, dict):
+        return ["Overrides must be a JSON object of KubeSpawner trait names and values."]
+    reserved = PORTAL_CONTROLLED_TRAITS - ({"image"} if allow_image else set())
+    errors = []
+    taken = sorted(set(value) & reserved)
+    if taken:
+        errors.append(f"The portal sets {', '.join(taken)} itself; remove it here.")
+    odd = sorted(str(key) for key in value if not str(key).isidentifier())
+    if odd:
+        errors.append(f"These are not KubeSpawner trait names: {', '.join(odd)}.")
+    return errors
+
+
+class ProfileOption(models.Model):
+    """A further choice within a profile (KubeSpawner's ``profile_options``): its choices and an unlisted one.
+
+    The chosen choice's ``kubespawner_override`` is applied on top of the profile's, in
+    the options' order; with ``unlisted_enabled`` the user may instead type a value,
+    checked against ``unlisted_validation_regex`` and put where the unlisted
+    overrides say ``{value}``.
+    """
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="options")
+    slug = models.CharField(
+        max_length=30, help_text="Lower-case letters, digits, '-' and '_'; unique within the profile."
+    )
+    display_name = models.CharField(max_length=200)
+    order = models.IntegerField(default=0)
+    choices = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='A list of {"key", "display_name", "default", "kubespawner_override"}, in the order offered.',
+    )
+    unlisted_enabled = models.BooleanField(default=False, help_text="Let users type a value of their own.")
+    unlisted_display_name = models.CharField(max_length=200, blank=True, help_text="The free-text field's label.")
+    unlisted_validation_regex = models.CharField(
+        max_length=500, blank=True, help_text="A typed value must match this (Python re.match, as KubeSpawner)."
+    )
+    unlisted_validation_message = models.CharField(
+        max_length=500, blank=True, help_text="Said when a typed value does not match."
+    )
+    unlisted_kubespawner_override = models.JSONField(
+        default=dict, blank=True, help_text="Overrides for a typed value; {value} in any text is replaced by it."
+    )
+
+    class Meta:
+        ordering = ("profile", "order", "slug")
+        constraints = [models.UniqueConstraint(fields=["profile", "slug"], name="one_option_slug_per_profile")]
+
+    def __str__(self) -> str:
+        return f"{self.profile.slug}: {self.display_name}"
+
+    def field_name(self, profile_slug: str | None = None) -> str:
+        """The form field holding the chosen key."""
+        return f"{PROFILE_OPTION_FIELD_PREFIX}{profile_slug or self.profile.slug}__{self.slug}"
+
+    def unlisted_field_name(self, profile_slug: str | None = None) -> str:
+        """The form field holding a typed value."""
+        return self.field_name(profile_slug) + UNLISTED_SUFFIX
+
+    def default_choice(self) -> dict[str, Any] | None:
+        """The choice marked default, else the first (as KubeSpawner initialises them)."""
+        choices = self.choices if isinstance(self.choices, list) else []
+        return next((c for c in choices if c.get("default")), choices[0] if choices else None)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not _OPTION_SLUG.fullmatch(self.slug or ""):
+            errors["slug"] = (
+                "1 to 30 lower-case letters, digits, '-' and '_' (never two '_' together), "
+                "starting and ending with a letter or digit."
+            )
+        elif self.profile_id is not None and len(self.unlisted_field_name()) > MAX_FORM_FIELD_NAME:
+            errors["slug"] = (
+                f"Its form field name would be longer than {MAX_FORM_FIELD_NAME} characters; "
+                "shorten this slug or the profile's."
+            )
+        problems = self._choice_errors()
+        if problems:
+            errors["choices"] = " ".join(problems)
+        if not self.choices and not self.unlisted_enabled:
+            errors.setdefault("choices", "Give at least one choice, or let users type a value (unlisted).")
+        if self.unlisted_validation_regex:
+            try:
+                re.compile(self.unlisted_validation_regex)
+            except re.error as exc:
+                errors["unlisted_validation_regex"] = f"Not a regular expression: {exc}."
+        problems = override_errors(self.unlisted_kubespawner_override, allow_image=True)
+        if problems:
+            errors["unlisted_kubespawner_override"] = " ".join(problems)
+        elif self.unlisted_enabled and "{value}" not in _texts(self.unlisted_kubespawner_override):
+            errors["unlisted_kubespawner_override"] = "Say where the typed value goes: {value} in some text."
+        if errors:
+            raise ValidationError(errors)
+
+    def _choice_errors(self) -> list[str]:
+        if not isinstance(self.choices, list):
+            return ["Choices are a JSON list."]
+        errors: list[str] = []
+        keys: set[str] = set()
+        defaults = 0
+        for index, choice in enumerate(self.choices, start=1):
+            if not isinstance(choice, dict):
+                errors.append(f"Choice {index} is not a JSON object.")
+                continue
+            key = choice.get("key")
+            if not isinstance(key, str) or not _CHOICE_KEY.fullmatch(key):
+                errors.append(f"Choice {index}: 'key' is 1 to 63 letters, digits, '-', '_' or '.'.")
+            elif key in keys:
+                errors.append(f"Choice {index}: the key '{key}' is used twice.")
+            else:
+                keys.add(key)
+            if not isinstance(choice.get("display_name", ""), str):
+                errors.append(f"Choice {index}: 'display_name' is text.")
+            if not isinstance(choice.get("default", False), bool):
+                errors.append(f"Choice {index}: 'default' is true or false.")
+            defaults += choice.get("default") is True
+            errors.extend(
+                f"Choice {index}: {problem}"
+                for problem in override_errors(choice.get("kubespawner_override", {}), allow_image=True)
+            )
+            unknown = sorted(set(choice) - {"key", "display_name", "default", "kubespawner_override"})
+            if unknown:
+                errors.append(f"Choice {index}: unknown keys {', '.join(map(str, unknown))}.")
+        if defaults > 1:
+            errors.append("At most one choice is the default.")
+        return errors
+
+
+def _texts(value: Any) -> str:
+    """Every text inside a JSON value, joined: where {value} may appear."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return " ".join(_texts(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(_texts(v) for v in value)
+    return ""
+
+
 @dataclass(frozen=True)
 class Quantity:
     """A resource a notebook asks an amount of: a preset column (with ``_min``/``_max``) and a ceiling ``max_<key>``.
@@ -779,6 +931,25 @@ class PodRequest(models.Model):
         return f"{self.pod} {self.resource}={self.amount}m on {self.node_name}"
 
 
+class NodeUsage(models.Model):
+    """What the running pods on one node request in total, in milli-units; written by the sync only.
+
+    Kept by delta as the pod watch moves pods (the sync knows each pod's rows before and
+    after), and recounted on every full round, so capacity reads one row per node instead
+    of summing every PodRequest row.
+    """
+
+    node_name = models.CharField(max_length=253, unique=True)
+    used = models.JSONField(default=dict, blank=True, help_text="Resource name → milli-units requested.")
+
+    class Meta:
+        ordering = ("node_name",)
+        verbose_name = "node usage"
+
+    def __str__(self) -> str:
+        return self.node_name
+
+
 class NotebookPod(models.Model):
     """A running notebook pod (labelled ``optionsportal.io/role=notebook``), for the dashboard; written by the sync only.
 
@@ -1012,4 +1183,11 @@ BOOKKEEPING_MODELS: tuple[type[models.Model], ...] = (SyncRound, InventoryGenera
 # starts or stops, so the spawn form's snapshot is not drawn from them (bumping the generation
 # for them would throw away every worker's snapshot at the cluster's churn rate), and they are
 # not operator changes to record in the history.
-CAPACITY_MODELS: tuple[type[models.Model], ...] = (ClusterNode, PodRequest, ResourceQuota, LimitRange, NotebookPod)
+CAPACITY_MODELS: tuple[type[models.Model], ...] = (
+    ClusterNode,
+    PodRequest,
+    NodeUsage,
+    ResourceQuota,
+    LimitRange,
+    NotebookPod,
+)

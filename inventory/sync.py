@@ -35,6 +35,7 @@ from inventory.models import (
     HdfsInstance,
     LimitRange,
     Namespace,
+    NodeUsage,
     NotebookPod,
     NotebookVolume,
     PodRequest,
@@ -553,6 +554,66 @@ def reconcile_pod_requests(
         PodRequest.objects.filter(pod__in=stale[start : start + 1000]).delete()
     if fresh:
         PodRequest.objects.bulk_create(fresh, batch_size=2000)
+    if keys is None:
+        # A full round recounts, so a delta lost to a crash or a bug heals at the next resync.
+        _write_node_usage(_usage_of(_rows_of(wanted)), replace=True)
+    else:
+        delta: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for pod in stale:
+            for node_name, resource, amount in existing[pod]:
+                delta[node_name][resource] -= amount
+        for row in fresh:
+            delta[row.node_name][row.resource] += row.amount
+        _write_node_usage(delta, replace=False)
+
+
+def _rows_of(wanted: Mapping[str, Fields]) -> Iterable[tuple[str, str, int]]:
+    for fields in wanted.values():
+        for resource, amount in fields["requests"].items():
+            yield fields["node_name"], resource, amount
+
+
+def _usage_of(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
+    usage: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for node_name, resource, amount in rows:
+        usage[node_name][resource] += amount
+    return usage
+
+
+def _write_node_usage(change: Mapping[str, Mapping[str, int]], *, replace: bool) -> None:
+    """Add ``change`` to the per-node sums (or, with ``replace``, make them exactly ``change``).
+
+    One read of the nodes concerned and one write per kind of row; a node left with
+    nothing requested loses its row, as its pods' rows went.
+    """
+    rows = NodeUsage.objects.all() if replace else NodeUsage.objects.filter(node_name__in=list(change))
+    existing = {row.node_name: row for row in rows}
+    to_create: list[NodeUsage] = []
+    to_update: list[NodeUsage] = []
+    gone: list[str] = [name for name in existing if name not in change] if replace else []
+    for node_name, amounts in change.items():
+        row = existing.get(node_name)
+        if replace:
+            used = {name: amount for name, amount in amounts.items() if amount}
+        else:
+            used = dict(row.used) if row is not None else {}
+            for name, amount in amounts.items():
+                used[name] = used.get(name, 0) + amount
+            used = {name: amount for name, amount in used.items() if amount}
+        if not used:
+            if row is not None:
+                gone.append(node_name)
+        elif row is None:
+            to_create.append(NodeUsage(node_name=node_name, used=dict(sorted(used.items()))))
+        elif row.used != used:
+            row.used = dict(sorted(used.items()))
+            to_update.append(row)
+    for start in range(0, len(gone), 1000):
+        NodeUsage.objects.filter(node_name__in=gone[start : start + 1000]).delete()
+    if to_create:
+        NodeUsage.objects.bulk_create(to_create, batch_size=1000)
+    if to_update:
+        NodeUsage.objects.bulk_update(to_update, ["used"], batch_size=500)
 
 
 def reconcile_notebook_pods(

@@ -62,6 +62,16 @@ class DataSourceChoice:
 
 
 @dataclass(frozen=True)
+class ProfileOptionChoice:
+    """One profile option as chosen: a choice's key, or a typed value, and the overrides they bring."""
+
+    option: str
+    key: str
+    value: str
+    overrides: dict[str, Any] = field(hash=False, compare=False)
+
+
+@dataclass(frozen=True)
 class SpawnPlan:
     username: str
     server_name: str
@@ -77,6 +87,7 @@ class SpawnPlan:
     gaffer: GafferChoice | None = None
     spark: SparkChoice | None = None
     data_source: DataSourceChoice | None = None
+    profile_options: tuple[ProfileOptionChoice, ...] = ()
     groups: tuple[str, ...] = field(default=())
     # The profile's extra KubeSpawner trait values, passed to the hub as they are.
     kubespawner_override: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import Sum
+from django.utils import timezone
 
 from inventory.capacity import (
     ContainerLimits,
@@ -23,13 +25,17 @@ from inventory.models import (
     GuaranteePolicy,
     LimitRange,
     MachineType,
+    NodeUsage,
     PodRequest,
     ResourceQuota,
 )
 from inventory.scheduling import affinity_matches, node_affinity_errors, tolerates, toleration_errors
+from inventory.sync import TARGETS, Outcome, reconcile
 from kube.quantity import milli
+from tests.pod_rows import remove_pod, store_pod
 
 GI = 2**30 * 1000
+GPU = "nvidia.com/gpu"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -51,10 +57,11 @@ def _node(
 
 
 def _pod(key: str, node: str, **requests: int) -> None:
-    for resource, amount in {"pods": 1000, **requests}.items():
-        PodRequest.objects.create(
-            pod=key, node_name=node, resource="nvidia.com/gpu" if resource == "gpu" else resource, amount=amount
-        )
+    store_pod(
+        key,
+        node,
+        {"nvidia.com/gpu" if name == "gpu" else name: amount for name, amount in {"pods": 1000, **requests}.items()},
+    )
 
 
 def _gpu_type(**fields: Any) -> MachineType:
@@ -354,3 +361,41 @@ def test_capacity_changes_leave_the_form_snapshot_alone() -> None:
         outcome=Outcome(),
     )
     assert current_inventory_generation() != before
+
+
+def _kept_sums() -> dict[str, dict[str, int]]:
+    return dict(NodeUsage.objects.values_list("node_name", "used"))
+
+
+def _recounted_sums() -> dict[str, dict[str, int]]:
+    counted: dict[str, dict[str, int]] = {}
+    for node, resource, total in (
+        PodRequest.objects.values_list("node_name", "resource").annotate(total=Sum("amount")).order_by()
+    ):
+        if total:
+            counted.setdefault(node, {})[resource] = int(total)
+    return counted
+
+
+@pytest.mark.django_db
+def test_node_sums_move_by_delta_and_a_full_round_recounts_them() -> None:
+    store_pod("ns:a", "n1", {"pods": 1000, "cpu": 500})
+    store_pod("ns:b", "n1", {"pods": 1000, "cpu": 250, GPU: 1000})
+    store_pod("ns:c", "n2", {"pods": 1000, "memory": GI})
+    assert _kept_sums() == {"n1": {"cpu": 750, GPU: 1000, "pods": 2000}, "n2": {"memory": GI, "pods": 1000}}
+    assert _kept_sums() == _recounted_sums()
+    # Made again on another node, with other requests.
+    store_pod("ns:b", "n2", {"pods": 1000, "cpu": 100})
+    assert _kept_sums() == {"n1": {"cpu": 500, "pods": 1000}, "n2": {"cpu": 100, "memory": GI, "pods": 2000}}
+    remove_pod("ns:a")
+    assert _kept_sums() == {"n2": {"cpu": 100, "memory": GI, "pods": 2000}} == _recounted_sums()
+
+    # A sum gone wrong (a crash between writes, say) is put right by the next full round.
+    NodeUsage.objects.filter(node_name="n2").update(used={"cpu": 1})
+    NodeUsage.objects.create(node_name="stale", used={"cpu": 5})
+    desired: dict[str, dict[str, Any]] = {}
+    for pod, node_name, resource, amount in PodRequest.objects.values_list("pod", "node_name", "resource", "amount"):
+        desired.setdefault(pod, {"node_name": node_name, "requests": {}})["requests"][resource] = amount
+    pods = next(target for target in TARGETS if target.name == "pods")
+    reconcile(target=pods, desired=desired, keys=None, now=timezone.now(), outcome=Outcome())
+    assert _kept_sums() == _recounted_sums() == {"n2": {"cpu": 100, "memory": GI, "pods": 2000}}

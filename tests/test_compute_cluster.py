@@ -16,11 +16,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.db.models import Sum
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from inventory.capacity import apply_limit_range, compute_snapshot, limit_range_refusals
-from inventory.models import ClusterNode, LimitRange, MachineType, PodRequest, ResourceQuota
+from inventory.generation import current_inventory_generation
+from inventory.models import ClusterNode, LimitRange, MachineType, NodeUsage, PodRequest, ResourceQuota
+from inventory.sync import sync_full_round
 from kube.quantity import milli_map
 from tests.test_sync_loop import RunningLoop
 
@@ -246,3 +249,84 @@ def test_quota_used_and_hard_and_limit_range_defaults_come_from_the_cluster(
         _wait_for(lambda: left().get("pods") == 4000, timeout=5)
         assert left()["requests.cpu"] == 3500
         assert left()["limits.memory"] == 14 * GI
+
+
+def _usage_of(nodes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """The per-node sums the sync keeps (NodeUsage), for these nodes."""
+    return dict(NodeUsage.objects.filter(node_name__in=nodes).values_list("node_name", "used"))
+
+
+def _recount_of(nodes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """The same sums counted afresh from every pod's rows, as capacity read them before NodeUsage."""
+    sums = (
+        PodRequest.objects.filter(node_name__in=nodes)
+        .values_list("node_name", "resource")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    counted: dict[str, dict[str, int]] = {}
+    for node_name, resource, total in sums:
+        if total:
+            counted.setdefault(node_name, {})[resource] = int(total)
+    return counted
+
+
+def test_node_sums_follow_pods_created_deleted_and_rebound_and_equal_a_recount(
+    kube, core_v1: k8s.CoreV1Api, namespace: str, make_node
+) -> None:
+    first = make_node(pool="cpu", cpu="8", memory="32Gi")
+    second = make_node(pool="cpu", cpu="8", memory="32Gi")
+    nodes = (first, second)
+    _pod(core_v1, namespace, "a", first, cpu="1", memory="1Gi")
+    _pod(core_v1, namespace, "b", first, cpu="500m")
+    _pod(core_v1, namespace, "c", second, cpu="2", memory="2Gi")
+
+    with RunningLoop() as running:
+        _wait_for(lambda: set(running.loop.watchers) >= {"Node", "Pod"})
+        _wait_for(lambda: _usage_of(nodes).get(first, {}).get("pods") == 2000 and second in _usage_of(nodes))
+        assert _usage_of(nodes) == {
+            first: {"cpu": 1500, "memory": GI, "pods": 2000},
+            second: {"cpu": 2000, "memory": 2 * GI, "pods": 1000},
+        }
+        assert _usage_of(nodes) == _recount_of(nodes)
+        # What capacity reads is these sums.
+        free = {node.name: node.free for node in compute_snapshot().nodes if node.name in nodes}
+        assert free[first]["cpu"] == 6500 and free[second]["memory"] == 30 * GI
+        full_rounds = running.loop.state.list_versions.copy()
+        generation = current_inventory_generation()
+
+        # Created through the watch.
+        _pod(core_v1, namespace, "d", second, cpu="250m")
+        _wait_for(lambda: _usage_of(nodes)[second]["cpu"] == 2250, timeout=5)
+        assert _usage_of(nodes) == _recount_of(nodes)
+
+        # Deleted.
+        core_v1.delete_namespaced_pod("b", namespace, grace_period_seconds=0, _preload_content=False)
+        _wait_for(lambda: _usage_of(nodes)[first]["cpu"] == 1000, timeout=5)
+        assert _usage_of(nodes)[first] == {"cpu": 1000, "memory": GI, "pods": 1000}
+        assert _usage_of(nodes) == _recount_of(nodes)
+
+        # Rebound: the same pod name made again on the other node (a pod's node never changes in place).
+        core_v1.delete_namespaced_pod("a", namespace, grace_period_seconds=0, _preload_content=False)
+        _wait_for(lambda: first not in _usage_of(nodes), timeout=5)
+        _pod(core_v1, namespace, "a", second, cpu="1", memory="1Gi")
+        _wait_for(lambda: _usage_of(nodes)[second]["pods"] == 3000, timeout=5)
+        assert _usage_of(nodes) == {second: {"cpu": 3250, "memory": 3 * GI, "pods": 3000}}
+        assert _usage_of(nodes) == _recount_of(nodes)
+
+        # A pod that finishes leaves the watch as DELETED and stops holding its node.
+        pod = core_v1.read_namespaced_pod("c", namespace)
+        pod.status.phase = "Succeeded"
+        core_v1.replace_namespaced_pod_status("c", namespace, pod)
+        _wait_for(lambda: _usage_of(nodes)[second]["pods"] == 2000, timeout=5)
+        assert _usage_of(nodes) == {second: {"cpu": 1250, "memory": GI, "pods": 2000}}
+        assert _usage_of(nodes) == _recount_of(nodes)
+
+        assert running.loop.state.list_versions == full_rounds, "a full round ran: the sums did not come by delta"
+        # Capacity is not what the form is drawn from: none of this moved the form's generation.
+        assert current_inventory_generation() == generation
+
+    # A full round recounts from the listing: the deltas left exactly what it counts.
+    by_delta = _usage_of(nodes)
+    sync_full_round()
+    assert _usage_of(nodes) == by_delta == _recount_of(nodes)

@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.selectors import NOT_RECORDED, dashboard_get
-from inventory.models import ClusterNode, NotebookPod, PodRequest, ResourceQuota, SyncRound
+from inventory.models import ClusterNode, NotebookPod, ResourceQuota, SyncRound
 from spawning.models import SpawnRecord
 from tests.dashboard_html import tables
+from tests.pod_rows import store_pod
 
 pytestmark = pytest.mark.django_db
 
@@ -57,9 +58,7 @@ def cluster(*, gpus_used: int) -> None:
     )
     ClusterNode.objects.create(name="node-2", ready=True, unschedulable=True, allocatable={"cpu": 4000})
     ClusterNode.objects.create(name="gone", allocatable={"cpu": 64000}, missing_since=timezone.now())
-    PodRequest.objects.create(pod="team-a:a", node_name="node-1", resource="cpu", amount=2500)
-    PodRequest.objects.create(pod="team-a:a", node_name="node-1", resource=GPU, amount=gpus_used * 1000)
-    PodRequest.objects.create(pod="team-a:a", node_name="node-1", resource="memory", amount=4 * GI)
+    store_pod("team-a:a", "node-1", {"cpu": 2500, GPU: gpus_used * 1000, "memory": 4 * GI})
 
 
 def test_spawns_per_day_by_result_profile_and_machine_type(admin_client: Client) -> None:
@@ -207,7 +206,7 @@ def _fill(size: int) -> None:
         spawn(result=Result.FAILED, message="x", days_ago=index % 7)
         notebook(f"pod-{index}", user=f"u{index}", image=f"img:{index % 4}", gpu=index % 2)
         ClusterNode.objects.create(name=f"n-{index}", ready=True, allocatable={"cpu": 4000, GPU: 1000})
-        PodRequest.objects.create(pod=f"team-a:pod-{index}", node_name=f"n-{index}", resource="cpu", amount=1000)
+        store_pod(f"team-a:pod-{index}", f"n-{index}", {"cpu": 1000})
         ResourceQuota.objects.create(
             ref=f"ns-{index}:q", namespace=f"ns-{index}", name="q", hard={"pods": "5"}, used={"pods": "1"}
         )

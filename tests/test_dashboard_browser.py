@@ -10,9 +10,10 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from dashboard.selectors import NOT_RECORDED
-from inventory.models import ClusterNode, NotebookPod, PodRequest, ResourceQuota, SyncRound
+from inventory.models import ClusterNode, NotebookPod, ResourceQuota, SyncRound
 from spawning.models import SpawnRecord
 from tests import test_admin_browser
+from tests.pod_rows import store_pod
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -58,8 +59,7 @@ def _data() -> None:
     NotebookPod.objects.create(ref="team-b:jupyter-x", namespace="team-b", name="jupyter-x", image="lab:4")
     ClusterNode.objects.create(name="gpu-1", ready=True, allocatable={"cpu": 32000, "memory": 128 * GI, GPU: 4000})
     for index in range(3):
-        PodRequest.objects.create(pod=f"team-a:jupyter-user{index}", node_name="gpu-1", resource=GPU, amount=1000)
-        PodRequest.objects.create(pod=f"team-a:jupyter-user{index}", node_name="gpu-1", resource="cpu", amount=4000)
+        store_pod(f"team-a:jupyter-user{index}", "gpu-1", {GPU: 1000, "cpu": 4000})
     ResourceQuota.objects.create(
         ref="team-a:compute",
         namespace="team-a",

@@ -35,6 +35,7 @@ from inventory.models import (
     MachineType,
     NamespaceOption,
     Profile,
+    ProfileOption,
     ResourcePreset,
     SparkDefault,
 )
@@ -129,6 +130,15 @@ def _machine_type() -> MachineType:
     )
 
 
+def _profile_option() -> ProfileOption:
+    return ProfileOption.objects.create(
+        profile=_profile(),
+        slug="image",
+        display_name="Image",
+        choices=[{"key": "base", "display_name": "Base", "kubespawner_override": {"image": "jupyter/base:1"}}],
+    )
+
+
 def _rule() -> AccessRule:
     return AccessRule.objects.create(name="Analysts", groups=["analysts"])
 
@@ -163,6 +173,20 @@ CASES: list[tuple[str, Callable[[], models.Model], dict[str, Any], dict[str, tup
         _machine_type,
         {"display_name": "GPU (T4)", "max_mem": "30720"},
         {"display_name": ("GPU, small", "GPU (T4)"), "max_mem": ("", "30720")},
+    ),
+    (
+        "profile option",
+        _profile_option,
+        {
+            "display_name": "Notebook image",
+            "unlisted_enabled": "on",
+            "unlisted_kubespawner_override": '{"image": "{value}"}',
+        },
+        {
+            "display_name": ("Image", "Notebook image"),
+            "unlisted_enabled": ("False", "True"),
+            "unlisted_kubespawner_override": ("{}", '{"image": "{value}"}'),
+        },
     ),
     ("access rule", _rule, {"max_cpu": "2", "users": "carol"}, {"max_cpu": ("", "2.00"), "users": ("[]", '["carol"]')}),
 ]

@@ -7,6 +7,7 @@ real cluster is in tests/test_import_offers.py.
 from __future__ import annotations
 
 import shutil
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from inventory.models import (
     AccessRule,
     GafferGraph,
     HdfsInstance,
+    MachineType,
     NamespaceOption,
     Profile,
+    ProfileOption,
     Source,
     SparkDefault,
 )
@@ -50,7 +53,16 @@ def run_import(*args: str) -> str:
 def snapshot() -> dict[str, list[dict[str, Any]]]:
     """Every row the import may touch, with access rules' relations, in a comparable form."""
     state: dict[str, list[dict[str, Any]]] = {}
-    for model in (Profile, HdfsInstance, GafferGraph, NamespaceOption, SparkDefault, AccessRule):
+    for model in (
+        Profile,
+        MachineType,
+        ProfileOption,
+        HdfsInstance,
+        GafferGraph,
+        NamespaceOption,
+        SparkDefault,
+        AccessRule,
+    ):
         state[model.__name__] = [model_to_dict(row) for row in model.objects.order_by("pk")]
     for rule in state["AccessRule"]:
         for relation in ("profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts"):
@@ -216,8 +228,8 @@ def test_zero_to_jupyterhub_values() -> None:
     assert "Read z2jh-values.yaml: singleuser.profileList (the original's profiles.yaml)" in output
     assert "Skipped optionsServer.config.namespaces (for namespaces.yaml): not found" in output
     assert "a plain Zero to JupyterHub values file" in output
-    # profile_options is not mapped, and the report says so by name.
-    assert "z2jh-values.yaml (singleuser.profileList), entry 2 (gpu): not mapped, ignored: profile_options" in output
+    # profile_options is mapped now: nothing of the file is reported as ignored.
+    assert "not mapped" not in output
     profiles = {p.slug: p for p in Profile.objects.all()}
     assert set(profiles) == {"data-science", "gpu"}
     science = profiles["data-science"]
@@ -226,13 +238,28 @@ def test_zero_to_jupyterhub_values() -> None:
         True,
         "jupyter/datascience-notebook:2023-10-20",
     )
-    # Other KubeSpawner traits stay as the profile's extra overrides.
-    assert science.kubespawner_override == {"cpu_limit": 2, "mem_limit": "4G"}
-    assert profiles["gpu"].kubespawner_override == {
-        "extra_resource_limits": {"nvidia.com/gpu": "1"},
-        "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
-    }
+    # Compute traits become each profile's machine type; nothing else was left as an extra override.
+    assert science.kubespawner_override == {}
+    assert profiles["gpu"].kubespawner_override == {}
+    assert list(science.machine_types.values_list("slug", flat=True)) == ["data-science"]
+    assert list(profiles["gpu"].machine_types.values_list("slug", flat=True)) == ["gpu"]
+    cpu_type = MachineType.objects.get(slug="data-science")
+    assert (cpu_type.max_cpu, cpu_type.max_mem, cpu_type.extended_resources) == (Decimal("2"), 4096, {})
+    gpu_type = MachineType.objects.get(slug="gpu")
+    assert gpu_type.extended_resources == {"nvidia.com/gpu": [1]}
+    assert gpu_type.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert "entry 2 (gpu): node_selector, extra_resource_limits became the machine type 'gpu'" in output
     assert profiles["gpu"].kubespawner_overrides()["image"] == "jupyter/tensorflow-notebook:2023-10-20"
+    image_option = ProfileOption.objects.get(profile=profiles["gpu"])
+    assert (image_option.slug, image_option.display_name, image_option.unlisted_enabled) == ("image", "Image", False)
+    assert image_option.choices == [
+        {
+            "key": "tf",
+            "display_name": "TensorFlow",
+            "default": False,
+            "kubespawner_override": {"image": "jupyter/tensorflow-notebook:2023-10-20"},
+        }
+    ]
     assert not NamespaceOption.objects.exists()
     assert not SparkDefault.objects.exists()
 
@@ -313,6 +340,47 @@ def test_zero_to_jupyterhub_values() -> None:
             "profiles.yaml",
             "- display_name: X\n  default: 'yes'\n  kubespawner_override: {image: a}\n",
             "profiles.yaml, entry 1 (x): 'default' is text; expected true or false",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options: [image]\n",
+            "profiles.yaml, entry 1 (x): 'profile_options' is a list; expected a mapping of option name to",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options:\n"
+            "    image: {choices: {a: {kubespawner_override: fixed}}}\n",
+            "profiles.yaml, entry 1 (x), profile_options.image: 'kubespawner_override' is text; expected a mapping",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options:\n"
+            "    image:\n      unlisted_choice: {enabled: true, validation_regex: '(', "
+            "kubespawner_override: {image: '{value}'}}\n",
+            "profiles.yaml, entry 1 (x), profile_options.image: unlisted_choice.validation_regex: "
+            "Not a regular expression",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a}\n  profile_options:\n"
+            "    Image__Tag: {choices: {a: {}}}\n",
+            "profiles.yaml, entry 1 (x), profile_options.Image__Tag: option name: 1 to 30 lower-case letters",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override: {image: a, mem_limit: lots}\n",
+            "profiles.yaml, entry 1 (x): 'kubespawner_override.mem_limit' is 'lots'; expected a size such as 4G",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override:\n    image: a\n"
+            "    extra_resource_limits: {nvidia.com/gpu: '1'}\n    extra_resource_guarantees: {nvidia.com/gpu: '2'}\n",
+            "profiles.yaml, entry 1 (x): 'nvidia.com/gpu': extra_resource_limits and extra_resource_guarantees differ",
+        ),
+        (
+            "profiles.yaml",
+            "- display_name: X\n  kubespawner_override:\n    image: a\n    tolerations: [{operator: Sometimes}]\n",
+            "profiles.yaml, entry 1 (x): tolerations:",
         ),
     ],
 )

@@ -15,6 +15,7 @@ from spawning.offers import (
     hdfs,
     namespace,
     profile,
+    profile_option,
     resources,
     service_account,
     spark,
@@ -24,6 +25,7 @@ from spawning.offers.base import NumberField, OfferedKind
 
 KINDS: tuple[OfferedKind, ...] = (
     profile.KIND,
+    profile_option.KIND,
     resources.KIND,
     namespace.KIND,
     service_account.KIND,
