@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from optionsportal.logs import bind_user
-from spawning import schema  # noqa: F401 - registers the token scheme with the schema generator
+from spawning import schema  # noqa: F401 - registers the schema extensions (token scheme, overrides)
 from spawning.form import render_options_form
 from spawning.selectors import options_data
 from spawning.serializers import (
