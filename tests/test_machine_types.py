@@ -20,6 +20,7 @@ from inventory.models import GuaranteePolicy, MachineType
 from inventory.sync import sync_full_round
 from spawning.offers.machine_type import count_field
 from spawning.selectors import options_data
+from tests import test_compute_cluster
 from tests.hubapi import (
     TOKEN,
     hub_client,
@@ -32,7 +33,6 @@ from tests.hubapi import (
     prespawn_body,
 )
 from tests.test_api_schema import _schema, assert_matches_schema
-from tests import test_compute_cluster
 from tests.test_compute_cluster import _pod, _wait_for
 from tests.test_sync_loop import RunningLoop
 
