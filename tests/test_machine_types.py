@@ -14,11 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from kubernetes import client as k8s
 
-from inventory.models import GuaranteePolicy, MachineType
+from inventory.models import ClusterNode, GuaranteePolicy, MachineType, PodRequest
 from inventory.sync import sync_full_round
-from spawning.offers.machine_type import count_field
+from spawning.offers.machine_type import count_field, forget_node_capacities
 from spawning.selectors import options_data
 from tests import test_compute_cluster
 from tests.hubapi import (
@@ -49,6 +51,12 @@ make_node = test_compute_cluster.make_node
 @pytest.fixture(autouse=True)
 def hub_token(settings) -> None:
     settings.OPTIONS_PORTAL_HUB_TOKEN = TOKEN
+
+
+@pytest.fixture(autouse=True)
+def fresh_capacity() -> None:
+    # The form's capacity is kept per process for two seconds; another test's nodes must not show.
+    forget_node_capacities()
 
 
 def gpu_type(pool: str = "gpu", slug: str = "gpu", **fields: Any) -> MachineType:
@@ -135,7 +143,7 @@ def test_a_profile_runs_only_on_its_machine_types(inventory) -> None:
     restricted.machine_types.set([gpu])
 
     offered = {t["id"]: t["profiles"] for t in _options()["machine_types"]}
-    assert offered == {"gpu": ["plain", "cuda"], "cpu": ["plain"]}
+    assert offered == {"gpu": ["cuda", "plain"], "cpu": ["plain"]}
     body = {**prespawn_body(profile="cuda", namespace=TEAM, machine_type="cpu"), "dry_run": True}
     assert _refusals(hub_client().post("/prespawn", body, format="json")) == {
         "machine_type": ["The profile 'cuda' does not run on the machine type 'cpu'."]
@@ -150,12 +158,50 @@ def test_the_machine_types_own_bounds_narrow_the_numbers(inventory) -> None:
     gpu_type(min_cpu=Decimal("2"), max_cpu=Decimal("4"), max_mem=8192)
     offered = _options()["machine_types"][0]
     assert offered["cpu"] == {"min": 2.0, "max": 4.0}
-    assert offered["mem"] == {"min": 2048, "max": 8192}
+    assert offered["mem"] == {"min": 256, "max": 8192}
     refused = _refusals(_dry_run(machine_type="gpu", resources_cpu="6", resources_mem="16384"))
     assert refused == {
         "resources_cpu": ["6 is outside the allowed range 2 to 4 vCPU."],
-        "resources_mem": ["16384 is outside the allowed range 2048 to 8192 MB."],
+        "resources_mem": ["16384 is outside the allowed range 256 to 8192 MB."],
     }
+
+
+def _nodes(count: int, *, start: int, pool: str = "gpu") -> None:
+    """Nodes and running pods as the sync stores them."""
+    ClusterNode.objects.bulk_create(
+        ClusterNode(
+            name=f"node-{i}",
+            labels={"pool": pool},
+            taints=[{"key": GPU, "value": "present", "effect": "NoSchedule"}],
+            allocatable={"cpu": 8000, "memory": 64 * 2**30 * 1000, "pods": 110_000, GPU: 4000},
+            ready=True,
+        )
+        for i in range(start, start + count)
+    )
+    PodRequest.objects.bulk_create(
+        PodRequest(pod=f"ns:pod-{i}-{j}", node_name=f"node-{i}", resource=resource, amount=amount)
+        for i in range(start, start + count)
+        for j in range(4)
+        for resource, amount in (("cpu", 500), ("memory", 2**30 * 1000), ("pods", 1000), (GPU, 1000))
+    )
+
+
+def test_options_with_machine_types_runs_a_fixed_number_of_queries(inventory) -> None:
+    gpu_type()
+    _nodes(2, start=0)
+    _options()
+    forget_node_capacities()
+    with CaptureQueriesContext(connection) as small:
+        assert _options()["machine_types"][0]["free_summary"].startswith("0 of 8 GPUs free")
+    _nodes(50, start=2)
+    forget_node_capacities()
+    with CaptureQueriesContext(connection) as large:
+        assert _options()["machine_types"][0]["free_summary"].startswith("0 of 208 GPUs free")
+    assert len(large.captured_queries) == len(small.captured_queries)
+    # Within CAPACITY_MAX_AGE_SECONDS the capacity is not read again: only the request's own query.
+    with CaptureQueriesContext(connection) as kept:
+        _options()
+    assert len(kept.captured_queries) == len(small.captured_queries) - 2 == 1
 
 
 def test_the_html_escapes_machine_type_strings(inventory) -> None:

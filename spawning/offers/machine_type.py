@@ -22,6 +22,8 @@ keeps which do) or with a machine type chosen.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -49,6 +51,7 @@ from inventory.models import GuaranteePolicy, MachineType, Profile
 from spawning.access import Bound, UserAccess, preset_fits
 from spawning.offers.base import OfferContext, OfferedKind, Out, Validation, plain
 from spawning.offers.items import ItemSerializer, pick_item, text
+from spawning.offers.resources import RangeOut
 from spawning.plan import MachineTypeChoice, SpawnPlan
 from spawning.replies import Range, ReplyBuilder
 
@@ -58,6 +61,34 @@ COUNT_FIELD_PREFIX = "gpus_"
 MIB = 2**20
 CPU_FIELD = "resources_cpu"
 MEMORY_FIELD = "resources_mem"
+
+
+# /options reads the nodes' free capacity on every request: at 500 nodes and 20,000
+# pods that read (its GROUP BY over the pod rows) takes 56 to 95 ms (docs/benchmarks.md,
+# "Compute"), against a few ms for the rest of the request. So each process keeps it
+# this long: the form's figures may be up to that old. /prespawn always reads afresh.
+CAPACITY_MAX_AGE_SECONDS = 2.0
+_capacity_lock = threading.Lock()
+_capacity: tuple[float, tuple[NodeCapacity, ...]] | None = None
+
+
+def recent_node_capacities() -> tuple[NodeCapacity, ...]:
+    """The nodes' capacity, at most CAPACITY_MAX_AGE_SECONDS old: two queries when older, else none."""
+    global _capacity
+    kept = _capacity
+    if kept is not None and time.monotonic() - kept[0] < CAPACITY_MAX_AGE_SECONDS:
+        return kept[1]
+    nodes = node_capacities()
+    with _capacity_lock:
+        _capacity = (time.monotonic(), nodes)
+    return nodes
+
+
+def forget_node_capacities() -> None:
+    """Drop the kept capacity, so the next /options reads it afresh."""
+    global _capacity
+    with _capacity_lock:
+        _capacity = None
 
 
 def count_field(resource: str) -> str:
@@ -99,8 +130,8 @@ def allowed_counts(machine_type: MachineType, resource: str, ceiling: int | None
 
 
 def machine_type_bounds(machine_type: MachineType, bounds: Mapping[str, Bound]) -> dict[str, Bound] | None:
-    """The user's CPU and memory bounds within the machine type's own; None when they do not meet."""
-    narrowed: dict[str, Bound] = {}
+    """The user's bounds with CPU and memory within the machine type's own; None when those do not meet."""
+    narrowed = dict(bounds)
     for key, low, high in (
         ("cpu", machine_type.min_cpu, machine_type.max_cpu),
         ("mem", machine_type.min_mem, machine_type.max_mem),
@@ -240,11 +271,6 @@ class NamespaceQuotaItem:
     left: tuple[QuotaLeftItem, ...]
 
 
-class _RangeOut(serializers.Serializer):
-    min = serializers.FloatField()
-    max = serializers.FloatField()
-
-
 class _CountOut(serializers.Serializer):
     count = serializers.IntegerField()
     fits_now = serializers.BooleanField(help_text="Whether a node of the type takes this count now (smallest size).")
@@ -266,8 +292,8 @@ class MachineTypeOut(ItemSerializer):
     label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField()
     profiles = serializers.ListField(child=serializers.CharField(), help_text="Offered profiles that run on it")
-    cpu = _RangeOut(help_text="vCPU a notebook of this type may ask for")
-    mem = _RangeOut(help_text="MB a notebook of this type may ask for")
+    cpu = RangeOut(help_text="vCPU a notebook of this type may ask for")
+    mem = RangeOut(help_text="MB a notebook of this type may ask for")
     guarantee = serializers.CharField(help_text="What a notebook is guaranteed of its limits")
     extended = _ExtendedOut(many=True)
     nodes = serializers.IntegerField(help_text="Ready, schedulable nodes of the type")
@@ -450,8 +476,8 @@ class MachineTypeKind(OfferedKind):
         ]
         if not usable:
             return
-        # Live: nodes and pods change without changing the generation. Two queries.
-        nodes = node_capacities()
+        # Nodes and pods change without changing the generation: read apart from the snapshot.
+        nodes = recent_node_capacities()
         profiles = ctx.snapshot.kinds["profile"].by_slug
         offered_profiles = [profiles[item.slug] for item in ctx.offered.get("profiles") or () if item.slug in profiles]
         presets = [preset for preset, _ in ctx.snapshot.kinds["resources"]]
