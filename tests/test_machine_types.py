@@ -204,6 +204,30 @@ def test_options_with_machine_types_runs_a_fixed_number_of_queries(inventory) ->
     assert len(kept.captured_queries) == len(small.captured_queries) - 2 == 1
 
 
+def test_a_quota_appearing_or_going_changes_the_generation_its_use_does_not() -> None:
+    """The snapshot keeps which namespaces have a quota, so /prespawn reads quotas only there."""
+    from django.utils import timezone
+
+    from inventory.generation import current_inventory_generation
+    from inventory.sync import TARGETS, Outcome, reconcile
+
+    quotas = next(target for target in TARGETS if target.name == "resource_quotas")
+    now = timezone.now()
+
+    def quota(used: str) -> dict[str, Any]:
+        fields = {"namespace": TEAM, "name": "team", "uid": "u1", "hard": {"pods": "5"}, "used": {"pods": used}}
+        return {f"{TEAM}:team": fields}
+
+    before = current_inventory_generation()
+    reconcile(target=quotas, desired=quota("0"), keys=None, now=now, outcome=Outcome())
+    appeared = current_inventory_generation()
+    assert appeared != before
+    reconcile(target=quotas, desired=quota("3"), keys=None, now=now, outcome=Outcome())
+    assert current_inventory_generation() == appeared
+    reconcile(target=quotas, desired={}, keys=None, now=now, outcome=Outcome())
+    assert current_inventory_generation() != appeared
+
+
 def test_the_html_escapes_machine_type_strings(inventory) -> None:
     gpu_type(display_name='<img src=x onerror="alert(1)">', description="<b>big</b>")
     html = hub_client().post("/options", identity(default_namespace=TEAM), format="json").json()["html"]
