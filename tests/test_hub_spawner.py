@@ -188,7 +188,8 @@ def test_a_machine_type_keeps_the_hubs_own_placement_and_is_undone_next_spawn(ku
         terms = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
         # Terms are ORed: one term holding both, never either alone.
         assert len(terms) == 1
-        assert [(e.key, e.values) for e in terms[0].match_expressions] == [
+        # KubeSpawner builds the term's model; its expressions stay as given.
+        assert [(e["key"], e["values"]) for e in terms[0].match_expressions] == [
             ("hub.jupyter.org/node-purpose", ["user"]),
             ("pool", ["gpu"]),
         ]

@@ -243,7 +243,7 @@ def test_the_html_escapes_machine_type_strings(inventory) -> None:
 def cluster_inventory(kube, namespace: str) -> str:
     make_profile("plain", default=True)
     make_preset("small", default=True, cpu=Decimal("1"), cpu_max=Decimal("16"), mem=2048, mem_max=131072)
-    make_preset("huge", display_name="Huge", cpu=Decimal("12"), cpu_max=Decimal("16"), mem=8192, mem_max=131072)
+    make_preset("huge", cpu=Decimal("12"), cpu_max=Decimal("16"), mem=8192, mem_max=131072)
     offer_namespace(namespace)
     return namespace
 
