@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import portal_bench  # noqa: E402
+import portal_bench
 
 
 def main() -> None:

@@ -342,6 +342,10 @@ class Target(Generic[Tracked]):
     desired: Callable[[ClusterState], Desired]
     # For large kinds: the desired rows of just these keys, without building all of them.
     desired_of_keys: Callable[[ClusterState, set[str]], Desired] | None = None
+    # Whether rows appearing or going (not their values) feed the form's snapshot: the
+    # snapshot keeps which namespaces have a quota or limit range, so /prespawn reads
+    # them only where they exist (spawning/offers/machine_type.py).
+    presence_feeds_form: bool = False
 
     @property
     def feeds_form(self) -> bool:
@@ -385,8 +389,22 @@ TARGETS: tuple[Target[Any], ...] = (
         desired_notebook_pods,
         desired_notebook_pods_of,
     ),
-    Target("resource_quotas", ResourceQuota, "ref", (Kind.RESOURCE_QUOTA,), desired_quotas),
-    Target("limit_ranges", LimitRange, "ref", (Kind.LIMIT_RANGE,), desired_limit_ranges),
+    Target(
+        "resource_quotas",
+        ResourceQuota,
+        "ref",
+        (Kind.RESOURCE_QUOTA,),
+        desired_quotas,
+        presence_feeds_form=True,
+    ),
+    Target(
+        "limit_ranges",
+        LimitRange,
+        "ref",
+        (Kind.LIMIT_RANGE,),
+        desired_limit_ranges,
+        presence_feeds_form=True,
+    ),
 )
 
 
@@ -474,6 +492,7 @@ def reconcile(
     to_create: list[Tracked] = []
     to_update: list[Tracked] = []
     update_fields: set[str] = set()
+    presence_changed = False
     wanted = desired if keys is None else {key: desired[key] for key in keys if key in desired}
     for key, raw_fields in wanted.items():
         fields = fit_to_columns(model, raw_fields)
@@ -495,6 +514,7 @@ def reconcile(
         if came_back:
             row.missing_since = None
             update_fields.add("missing_since")
+            presence_changed = True
             outcome.record("returned", target, key)
         else:
             outcome.record("changed", target, key)
@@ -510,13 +530,15 @@ def reconcile(
         row.missing_since = now
         update_fields.add("missing_since")
         to_update.append(row)
+        presence_changed = True
         outcome.record("marked_missing", target, key)
 
     if to_create:
         model.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
         model.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
-    if (to_create or to_update) and target.feeds_form:
+    feeds_form = target.feeds_form or (target.presence_feeds_form and (to_create or presence_changed))
+    if (to_create or to_update) and feeds_form:
         # Bulk writes send no signals: tell the form's readers here, in the writer's transaction.
         bump_inventory_generation()
 

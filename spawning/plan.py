@@ -72,6 +72,21 @@ class ProfileOptionChoice:
 
 
 @dataclass(frozen=True)
+class MachineTypeChoice:
+    """Where the notebook runs and what it is guaranteed, from an operator's machine type."""
+
+    slug: str
+    node_selector: dict[str, str] = field(hash=False)
+    tolerations: list[dict[str, Any]] = field(hash=False)
+    # requiredDuringSchedulingIgnoredDuringExecution's nodeSelectorTerms.
+    node_affinity_required: list[dict[str, Any]] = field(hash=False)
+    # Extended resource → count (only those above 0); requests equal limits, as Kubernetes requires.
+    extended: tuple[tuple[str, int], ...]
+    cpu_guarantee: Decimal
+    mem_guarantee_mb: int
+
+
+@dataclass(frozen=True)
 class SpawnPlan:
     username: str
     server_name: str
@@ -87,6 +102,7 @@ class SpawnPlan:
     gaffer: GafferChoice | None = None
     spark: SparkChoice | None = None
     data_source: DataSourceChoice | None = None
+    machine_type: MachineTypeChoice | None = None
     profile_options: tuple[ProfileOptionChoice, ...] = ()
     groups: tuple[str, ...] = field(default=())
     # The profile's extra KubeSpawner trait values, passed to the hub as they are.

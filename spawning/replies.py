@@ -50,6 +50,31 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class KubespawnerOverride:
+    """``kubespawner_override`` (reply version 2): KubeSpawner trait → value; ``None`` traits are left out.
+
+    The named traits come from the chosen machine type; ``extra`` holds the profile's
+    own overrides, sent as the operator typed them (a named trait wins over it).
+    """
+
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    node_selector: Mapping[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    node_affinity_required: list[dict[str, Any]] | None = None
+    extra_resource_guarantees: Mapping[str, str] | None = None
+    extra_resource_limits: Mapping[str, str] | None = None
+    cpu_guarantee: float | None = None
+    cpu_limit: float | None = None
+    mem_guarantee: str | None = None
+    mem_limit: str | None = None
+
+    def is_empty(self) -> bool:
+        return not self.extra and all(
+            getattr(self, name) is None for name in self.__dataclass_fields__ if name != "extra"
+        )
+
+
+@dataclass(frozen=True)
 class PrespawnReply:
     """The KubeSpawner overrides /prespawn answers; ``None`` keys are left out of the reply."""
 
@@ -63,7 +88,7 @@ class PrespawnReply:
     volumeMounts: list[dict[str, Any]]
     serviceAccount: str | None = None
     pvc_name: str | None = None
-    kubespawner_override: Mapping[str, Any] | None = None
+    kubespawner_override: KubespawnerOverride | None = None
     # Only for a dry run: the manifests a real call would apply, and who checked them.
     objects: list[dict[str, Any]] | None = None
     dry_run: str | None = None
@@ -82,6 +107,9 @@ class ReplyBuilder:
     image: str = ""
     cpu: float = 0.0
     memory: str = ""
+    # Below the limits only when a machine type's guarantee policy says so; else equal to them.
+    cpu_guarantee: float | None = None
+    mem_guarantee: str | None = None
     storage_capacity: str = ""
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -91,6 +119,8 @@ class ReplyBuilder:
     service_account: str | None = None
     pvc_name: str | None = None
     kubespawner_override: dict[str, Any] | None = None
+    # The machine type's traits (KubespawnerOverride's named fields), set by its kind.
+    machine_type_traits: dict[str, Any] = field(default_factory=dict)
 
     def mount(self, volume: dict[str, Any], path: str) -> None:
         """A read-only volume of the notebook pod, mounted at ``path``."""
@@ -102,9 +132,9 @@ class ReplyBuilder:
             namespace=self.namespace,
             image=self.image,
             resources=Resources(
-                cpu_guarantee=self.cpu,
+                cpu_guarantee=self.cpu if self.cpu_guarantee is None else self.cpu_guarantee,
                 cpu_limit=self.cpu,
-                mem_guarantee=self.memory,
+                mem_guarantee=self.memory if self.mem_guarantee is None else self.mem_guarantee,
                 mem_limit=self.memory,
                 storage_capacity=self.storage_capacity,
             ),
@@ -115,5 +145,9 @@ class ReplyBuilder:
             volumeMounts=self.mounts,
             serviceAccount=self.service_account,
             pvc_name=self.pvc_name,
-            kubespawner_override=self.kubespawner_override or None,
+            kubespawner_override=self._override(),
         )
+
+    def _override(self) -> KubespawnerOverride | None:
+        override = KubespawnerOverride(extra=dict(self.kubespawner_override or {}), **self.machine_type_traits)
+        return None if override.is_empty() else override

@@ -208,6 +208,28 @@ class _ResourcesOut(serializers.Serializer):
     storage_capacity = serializers.CharField()
 
 
+class KubespawnerOverrideOut(serializers.Serializer):
+    """KubeSpawner trait → value. The traits named here come from the chosen machine type;
+    any other key is one of the profile's extra overrides, as its operator typed it
+    (spawning/schema.py declares those as additional properties)."""
+
+    node_selector = serializers.DictField(child=serializers.CharField(), required=False)
+    tolerations = serializers.ListField(child=serializers.DictField(), required=False)
+    node_affinity_required = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="NodeSelectorTerms, all required."
+    )
+    extra_resource_guarantees = serializers.DictField(child=serializers.CharField(), required=False)
+    extra_resource_limits = serializers.DictField(child=serializers.CharField(), required=False)
+    cpu_guarantee = serializers.FloatField(required=False)
+    cpu_limit = serializers.FloatField(required=False)
+    mem_guarantee = serializers.CharField(required=False)
+    mem_limit = serializers.CharField(required=False)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        named = {key: value for key, value in super().to_representation(instance).items() if value is not None}
+        return {**instance.extra, **named}
+
+
 class _Omitting(serializers.Serializer):
     """Leaves out the keys whose value is None, as the original left out what did not apply."""
 
@@ -228,8 +250,9 @@ class PrespawnOutputSerializer(_Omitting):
     volumeMounts = serializers.ListField(child=serializers.DictField())
     serviceAccount = serializers.CharField(required=False)
     pvc_name = serializers.CharField(required=False, help_text="An existing claim of the user's.")
-    kubespawner_override = serializers.DictField(
-        required=False, help_text="Only with reply_version 2: the profile's extra KubeSpawner traits."
+    kubespawner_override = KubespawnerOverrideOut(
+        required=False,
+        help_text="Only with reply_version 2: the machine type's and the profile's extra KubeSpawner traits.",
     )
     objects = serializers.ListField(
         child=serializers.DictField(),

@@ -84,6 +84,8 @@ def _validate(
         v.refuse("pod_name", "The hub must name the notebook's pod.")
     for kind in KINDS:
         kind.validate(v)
+    for kind in KINDS:
+        kind.validate_together(v)
     if v.refusals:
         raise ChoiceRefused.of(v.refusals)
     plan = SpawnPlan(

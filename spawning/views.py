@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from optionsportal.logs import bind_user
-from spawning import schema  # noqa: F401 - registers the token scheme with the schema generator
+from spawning import schema  # noqa: F401 - registers the schema extensions (token scheme, overrides)
 from spawning.reply_cache import CachedReply
 from spawning.selectors import gzipped, options_document
 from spawning.serializers import (

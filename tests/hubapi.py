@@ -118,7 +118,15 @@ def make_rule(name: str, **fields: Any) -> AccessRule:
     return rule
 
 
-_RELATIONS = {"profiles", "namespaces", "hdfs_instances", "gaffer_graphs", "service_accounts", "data_sources"}
+_RELATIONS = {
+    "profiles",
+    "namespaces",
+    "hdfs_instances",
+    "gaffer_graphs",
+    "service_accounts",
+    "data_sources",
+    "machine_types",
+}
 
 
 def our_objects(core_v1: k8s.CoreV1Api, namespace: str) -> list[str]:

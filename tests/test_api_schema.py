@@ -342,6 +342,12 @@ def test_the_hub_package_reads_the_keys_the_schema_declares() -> None:
     resources = prespawn["properties"][reply_keys.RESOURCES]
     resources = components[(resources.get("$ref") or resources["allOf"][0]["$ref"]).rsplit("/", 1)[-1]]
     assert tuple(resources["properties"]) == reply_keys.RESOURCE_KEYS
+    # A machine type's traits are declared one by one; a profile's extra traits are any others.
+    override = prespawn["properties"][reply_keys.KUBESPAWNER_OVERRIDE]
+    override = components[(override.get("$ref") or override["allOf"][0]["$ref"]).rsplit("/", 1)[-1]]
+    assert tuple(override["properties"]) == reply_keys.OVERRIDE_KEYS
+    assert not override.get("required")
+    assert isinstance(override["additionalProperties"], dict)
     options = components["OptionsOutput"]["properties"]
     assert {reply_keys.HTML, reply_keys.PROFILES} <= set(options)
     profile = components[options[reply_keys.PROFILES]["items"]["$ref"].rsplit("/", 1)[-1]]

@@ -26,20 +26,27 @@ from kubernetes.utils import parse_quantity
 from inventory.models import (
     AccessRule,
     GafferGraph,
+    GuaranteePolicy,
     HdfsInstance,
+    MachineType,
     Namespace,
     NamespaceOption,
     Profile,
     ResourcePreset,
     ServiceAccount,
 )
+from inventory.sync import sync_full_round
 from spawning.models import SpawnRecord
+from tests import test_compute_cluster
 from tests.hubsupport import Hub, Process, database_url, login, start_hub, start_portal, wait_for
 
 # The portal and the hub run as processes of their own, on the test's PostgreSQL database.
 pytestmark = [pytest.mark.e2e, pytest.mark.kube, pytest.mark.postgresql]
 
 HUB_TOKEN = "hub-e2e-" + secrets.token_hex(8)
+GPU = "nvidia.com/gpu"
+# Nodes made through the API with a kubelet's status, deleted after the test.
+make_node = test_compute_cluster.make_node
 IMAGE = "registry.example.org/notebooks/gaffer-pyspark:1.4"
 SPARK_IMAGE = "registry.example.org/spark/spark-py:3.5"
 ROLE_ARN = "arn:aws:iam::123456789012:role/notebooks/analyst-role"
@@ -493,6 +500,87 @@ def test_original_request_shapes_with_anonymous_hub(
         # The original hub config never called anything on stop: nothing is removed until the sweep.
         assert _made_by_portal(core_v1, world.team_ns)
         assert not SpawnRecord.objects.filter(username="alice", result=SpawnRecord.Result.STOPPED).exists()
+    except BaseException:
+        print(hub.process.log()[-6000:])
+        print((e2e_dir / "portal.log").read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        hub.process.stop()
+
+
+def test_spawn_on_a_gpu_machine_type(
+    world: World, kube, kube_cluster, core_v1, e2e_dir: Path, start_portal_for, make_node
+) -> None:
+    """The form offers the GPU machine type with what is free; the Pod KubeSpawner makes carries its placement."""
+    pool = f"gpu-{secrets.token_hex(3)}"
+    make_node(
+        pool=pool, cpu="8", memory="64Gi", gpus=4, taints=[{"key": GPU, "value": "present", "effect": "NoSchedule"}]
+    )
+    toleration = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
+    affinity = {"matchExpressions": [{"key": "pool", "operator": "In", "values": [pool]}]}
+    MachineType.objects.create(
+        slug="gpu",
+        display_name="GPU node",
+        node_selector={"pool": pool},
+        tolerations=[toleration],
+        node_affinity={"nodeSelectorTerms": [affinity]},
+        extended_resources={GPU: [0, 1, 2]},
+        guarantee_policy=GuaranteePolicy.RATIO,
+        guarantee_ratio=Decimal("0.5"),
+    )
+    # The node reaches the inventory as the sync sees it.
+    sync_full_round()
+
+    portal_url = start_portal_for({"OPTIONS_PORTAL_HUB_TOKEN": HUB_TOKEN})
+    hub = _hub(
+        world,
+        kube_cluster,
+        e2e_dir,
+        spawner_class="optionsportal_hub.OptionsPortalSpawner",
+        portal_url=portal_url,
+        token=HUB_TOKEN,
+    )
+    try:
+        session = login(hub, "alice")
+        page = session.get(f"{hub.url}/hub/spawn", timeout=30)
+        assert page.status_code == 200, page.text[:2000]
+        assert 'name="machine_type" id="op-machine-type-1"' in page.text
+        assert "4 of 4 GPUs free" in page.text
+        choices: dict[str, Any] = {
+            "profile": "minimal",
+            "machine_type": "gpu",
+            f"gpus_{GPU}": "1",
+            "resource_preset": "custom",
+            "resources_cpu": "2",
+            "resources_mem": "4096",
+            "k8s_namespace": world.team_ns,
+            "volume": "",
+            "volume_name": "scratch",
+            "resources_hdd": "5",
+            "k8s_service_account": "",
+        }
+        started = session.post(_form_action(hub, page.text), data=choices, timeout=30, allow_redirects=False)
+        assert started.status_code == 302, started.text[:2000]
+        pod = _notebook_pod(core_v1, world.team_ns, hub)
+        container = next(c for c in pod.spec.containers if c.name == "notebook")
+        assert pod.spec.node_selector == {"pool": pool}
+        assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in [
+            {"key": t.key, "operator": t.operator, "effect": t.effect} for t in pod.spec.tolerations or []
+        ]
+        required = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+        assert [
+            [(e.key, e.operator, e.values) for e in term.match_expressions] for term in required.node_selector_terms
+        ] == [[("pool", "In", [pool])]]
+        requests_, limits = container.resources.requests, container.resources.limits
+        assert parse_quantity(requests_[GPU]) == parse_quantity(limits[GPU]) == 1
+        # Half the limits is guaranteed (the machine type's policy).
+        assert parse_quantity(requests_["cpu"]) == 1 and parse_quantity(limits["cpu"]) == 2
+        assert parse_quantity(requests_["memory"]) == 2048 * 2**20
+        assert parse_quantity(limits["memory"]) == 4096 * 2**20
+        record = SpawnRecord.objects.filter(username="alice", result=SpawnRecord.Result.PROVISIONED).get()
+        assert record.choices["machine_type"] == "gpu"
+        assert record.reply["kubespawner_override"]["extra_resource_limits"] == {GPU: "1"}
+        _stop_server(hub, core_v1, pod)
     except BaseException:
         print(hub.process.log()[-6000:])
         print((e2e_dir / "portal.log").read_text(errors="replace")[-4000:])

@@ -133,3 +133,73 @@ def test_original_shape_sends_no_token_and_no_groups(kube_cluster, monkeypatch) 
         assert current.portal.token == "secret"
 
     asyncio.run(run())
+
+
+USER_NODES = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+USER_PURPOSE = {"matchExpressions": [{"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_POOL = {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["gpu"]}]}
+MACHINE_TYPE_REPLY = {
+    **REPLY,
+    "resources": {**REPLY["resources"], "cpu_guarantee": 0.5, "mem_guarantee": "1024M"},
+    "kubespawner_override": {
+        "node_selector": {"pool": "gpu"},
+        "tolerations": [GPU_TOLERATION],
+        "node_affinity_required": [GPU_POOL],
+        "extra_resource_guarantees": {"nvidia.com/gpu": "1"},
+        "extra_resource_limits": {"nvidia.com/gpu": "1"},
+        "cpu_guarantee": 0.5,
+        "cpu_limit": 1.5,
+        "mem_guarantee": "1024M",
+        "mem_limit": "2048M",
+    },
+}
+
+
+def test_a_machine_type_keeps_the_hubs_own_placement_and_is_undone_next_spawn(kube_cluster, monkeypatch) -> None:
+    """A chart's user-node toleration and node-purpose affinity (Zero to JupyterHub's) hold beside the machine type's."""
+    use_kubeconfig(monkeypatch, kube_cluster.kubeconfig)
+
+    async def run() -> None:
+        spawner = OptionsPortalSpawner(
+            _mock=True, namespace="hub", tolerations=[USER_NODES], node_affinity_required=[USER_PURPOSE]
+        )
+        spawner.restore_baseline()
+        spawner.apply_prespawn_reply(MACHINE_TYPE_REPLY)
+        pod = await spawner.get_pod_manifest()
+        container = pod.spec.containers[0]
+        assert pod.spec.node_selector == {"pool": "gpu"}
+        assert [t.to_dict() if hasattr(t, "to_dict") else t for t in pod.spec.tolerations] == [
+            {
+                "effect": "NoSchedule",
+                "key": "hub.jupyter.org/dedicated",
+                "operator": "Equal",
+                "toleration_seconds": None,
+                "value": "user",
+            },
+            {
+                "effect": "NoSchedule",
+                "key": "nvidia.com/gpu",
+                "operator": "Exists",
+                "toleration_seconds": None,
+                "value": None,
+            },
+        ]
+        terms = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+        # Terms are ORed: one term holding both, never either alone.
+        assert len(terms) == 1
+        # KubeSpawner builds the term's model; its expressions stay as given.
+        assert [(e["key"], e["values"]) for e in terms[0].match_expressions] == [
+            ("hub.jupyter.org/node-purpose", ["user"]),
+            ("pool", ["gpu"]),
+        ]
+        assert container.resources.requests == {"cpu": 0.5, "memory": 1024 * 1024 * 1024, "nvidia.com/gpu": "1"}
+        assert container.resources.limits == {"cpu": 1.5, "memory": 2048 * 1024 * 1024, "nvidia.com/gpu": "1"}
+
+        spawner.restore_baseline()
+        assert spawner.tolerations == [USER_NODES]
+        assert spawner.node_affinity_required == [USER_PURPOSE]
+        assert spawner.node_selector == {}
+        assert spawner.extra_resource_limits == {}
+
+    asyncio.run(run())

@@ -40,3 +40,16 @@ PRESPAWN_KEYS = (
 )
 # The keys of ``resources``: each sets the KubeSpawner trait of the same name.
 RESOURCE_KEYS = ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit", "storage_capacity")
+# The KubeSpawner traits ``kubespawner_override`` names for a machine type (besides a
+# profile's own extra overrides); each sets the trait of the same name.
+OVERRIDE_KEYS = (
+    "node_selector",
+    "tolerations",
+    "node_affinity_required",
+    "extra_resource_guarantees",
+    "extra_resource_limits",
+    "cpu_guarantee",
+    "cpu_limit",
+    "mem_guarantee",
+    "mem_limit",
+)

@@ -46,6 +46,12 @@ APPLIED_TRAITS = (
     "storage_extra_labels",
     "volumes",
     "volume_mounts",
+    # A machine type's placement and extended resources (reply_keys.OVERRIDE_KEYS).
+    "node_selector",
+    "tolerations",
+    "node_affinity_required",
+    "extra_resource_guarantees",
+    "extra_resource_limits",
 )
 
 RESOURCE_TRAITS = reply_keys.RESOURCE_KEYS
@@ -96,6 +102,26 @@ def with_added(current: Any, added: list[dict[str, Any]], *, prefix: str) -> Any
     return [*(current or []), *added]
 
 
+def both_required(current: Any, added: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Required node affinity that holds only where both the hub's and the portal's do.
+
+    NodeSelectorTerms are ORed, so appending would loosen both; each of the hub's terms
+    is joined (ANDed) with each of the portal's instead.
+    """
+    configured = [current[key] for key in sorted(current)] if isinstance(current, dict) else list(current or [])
+    if not configured:
+        return list(added)
+    return [
+        {
+            key: [*(mine.get(key) or []), *(theirs.get(key) or [])]
+            for key in ("matchExpressions", "matchFields")
+            if mine.get(key) or theirs.get(key)
+        }
+        for mine in configured
+        for theirs in added
+    ]
+
+
 class OptionsPortalSpawner(KubeSpawner):
     """KubeSpawner that asks Options Portal for the spawn form and for what each notebook gets."""
 
@@ -134,6 +160,8 @@ class OptionsPortalSpawner(KubeSpawner):
     storage_extra_labels: dict[str, str]
     volumes: list[dict[str, Any]] | dict[str, dict[str, Any]]
     volume_mounts: list[dict[str, Any]] | dict[str, dict[str, Any]]
+    tolerations: list[dict[str, Any]] | dict[str, dict[str, Any]]
+    node_affinity_required: list[dict[str, Any]] | dict[str, dict[str, Any]]
 
     @default("options_portal_url")
     def _options_portal_url_from_env(self) -> str:
@@ -279,7 +307,15 @@ class OptionsPortalSpawner(KubeSpawner):
         """Apply /prespawn's reply through public KubeSpawner traits."""
         overrides = reply.get(reply_keys.KUBESPAWNER_OVERRIDE)
         if isinstance(overrides, dict):
+            overrides = dict(overrides)
+            tolerations = overrides.pop("tolerations", None)
+            required = overrides.pop("node_affinity_required", None)
             self.apply_overrides(overrides)
+            if isinstance(tolerations, list):
+                # Added to the hub's own (a chart's user-node toleration must stay).
+                self.tolerations = with_added(self.tolerations, tolerations, prefix="optionsportal-")
+            if isinstance(required, list) and required:
+                self.node_affinity_required = both_required(self.node_affinity_required, required)
         image = reply.get(reply_keys.IMAGE)
         if image:
             self.image = str(image)

@@ -4,7 +4,8 @@ The form, the /options data and its schema, validation, provisioning and the
 /prespawn reply iterate over ``KINDS``; a kind is declared in one module
 (see spawning/offers/base.py and docs/architecture.md, "How to add an offered kind").
 The order matters: validation runs in it, and later kinds read what earlier ones
-decided (the profile, the namespace, the numbers).
+decided (the profile, the namespace, the numbers; the machine type narrows the
+CPU and memory bounds before the resources kind reads the numbers).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from spawning.offers import (
     data_source,
     gaffer,
     hdfs,
+    machine_type,
     namespace,
     profile,
     profile_option,
@@ -25,6 +27,7 @@ from spawning.offers.base import NumberField, OfferedKind
 
 KINDS: tuple[OfferedKind, ...] = (
     profile.KIND,
+    machine_type.KIND,
     profile_option.KIND,
     resources.KIND,
     namespace.KIND,

@@ -13,7 +13,9 @@ notebook can be given:
   is kept while it is still offered, a number is kept within its bounds;
 - ``form`` and ``template``: its section of the spawn form;
 - ``validate``: how a submitted choice is checked, refusals recorded against
-  their field, the accepted choice put on the plan;
+  their field, the accepted choice put on the plan; ``validate_together`` runs
+  after every kind's ``validate``, for checks that need all the choices at once
+  (the namespace's quota, a node the notebook fits on);
 - ``manifests`` and ``reply``: the objects it provisions and its fragment of the
   /prespawn reply.
 
@@ -125,6 +127,8 @@ class Validation:
     plan: dict[str, Any] = field(default_factory=dict)
     # Form field → the normalised value remembered and recorded.
     choices: dict[str, str] = field(default_factory=dict)
+    # What a kind decided that its ``validate_together`` (or a later kind) reads.
+    decided: dict[str, Any] = field(default_factory=dict)
 
     def option(self, name: str) -> str:
         value = self.options.get(name, "")
@@ -228,6 +232,9 @@ class OfferedKind:
 
     def validate(self, v: Validation) -> None:
         """Check this kind's choices; record refusals with ``v.refuse``, the accepted choice in ``v.plan``."""
+
+    def validate_together(self, v: Validation) -> None:
+        """Checks that need every kind's choices; runs after every kind's ``validate``, refusals and all."""
 
     def source_refs(self, plan: SpawnPlan) -> list[ObjectRef]:
         """Cluster objects to read before the manifests can be built."""

@@ -100,7 +100,14 @@ def number_state(
 ) -> NumberState:
     """The input for ``field``: the remembered value, else the chosen preset's, else the bound's default."""
     low, high, default = builtin_bound(field.key)
-    bounds = {"min": low, "max": high, "default": default, **((data.get("bounds") or {}).get(field.key) or {})}
+    bounds = {
+        "min": low,
+        "max": high,
+        "default": default,
+        **((data.get("bounds") or {}).get(field.key) or {}),
+        # A chosen machine type's own sizes (spawning/offers/machine_type.py).
+        **((state.get("number_bounds") or {}).get(field.key) or {}),
+    }
     preset = state.get("preset_item")
     value = selected.get(field.name)
     if number(value) is None:
