@@ -135,4 +135,5 @@ def options_reply(*, username: str, server_name: str, groups: list[str], default
         offered=ctx.offered,
         selected=selected,
         inventory=Freshness(last_synced_at=freshness["last_synced_at"], stale=freshness["stale"]),
+        notices=tuple(ctx.notices),
     )
