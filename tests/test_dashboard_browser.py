@@ -12,13 +12,13 @@ from playwright.sync_api import Page, expect
 from dashboard.selectors import NOT_RECORDED
 from inventory.models import ClusterNode, NotebookPod, PodRequest, ResourceQuota, SyncRound
 from spawning.models import SpawnRecord
-from tests import test_admin_browser
+from tests import admin_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # The logged-in admin page and the browser, as the admin's browser tests make them.
-browser = test_admin_browser.browser
-operator_page = test_admin_browser.operator_page
+browser = admin_browser.browser
+operator_page = admin_browser.operator_page
 
 GPU = "nvidia.com/gpu"
 GI = 2**30 * 1000
