@@ -201,6 +201,17 @@ LIFECYCLE_FIELDSET: tuple[str, Any] = (
 )
 
 
+class LifecycleAdmin(admin.ModelAdmin):
+    """The admin of a lifecycled model (inventory/lifecycle.py)."""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "lifecycle" and field is not None:
+            # A form posted without it (a script, an older page) keeps the row's state, or "active" for a new one.
+            field.required = False
+        return field
+
+
 def lifecycle_display(obj: Profile | MachineType) -> str:
     if obj.lifecycle == Lifecycle.RETIRED:
         return f"retired → {obj.successor}" if obj.successor_id else "retired"
@@ -208,7 +219,7 @@ def lifecycle_display(obj: Profile | MachineType) -> str:
 
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(LifecycleAdmin):
     list_display = (
         "display_name",
         "slug",
@@ -834,7 +845,7 @@ class SyncRoundAdmin(admin.ModelAdmin):
 
 
 @admin.register(MachineType)
-class MachineTypeAdmin(admin.ModelAdmin):
+class MachineTypeAdmin(LifecycleAdmin):
     list_display = (
         "display_name",
         "slug",

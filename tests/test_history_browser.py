@@ -38,6 +38,13 @@ def test_the_history_of_a_changed_profile(operator_page: Page, live_server, arti
     expect(newest).to_contain_text("jupyter/minimal-notebook:2025")
     expect(newest).to_contain_text("Enable hdfs:")
     expect(table.locator("tbody tr")).to_have_count(2)
+    # The page against the stored history: one row per historical record, the newest diff as recorded.
+    expect(table.locator("tbody tr")).to_have_count(profile.history.count())
+    recorded = ChangeEntry.objects.filter(object_id=str(profile.pk)).order_by("-changed_at", "-id").first()
+    assert recorded is not None
+    for change in recorded.changes:
+        expect(newest).to_contain_text(change["old"])
+        expect(newest).to_contain_text(change["new"])
     page.screenshot(path=str(artifacts_dir / "history-profile-1-object-history.png"), full_page=True)
 
     page.goto(f"{live_server.url}/admin/audit/changeentry/")
