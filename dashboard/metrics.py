@@ -14,7 +14,13 @@ from django.db.utils import Error as DatabaseError
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dashboard.selectors import compute_usage, quota_use_list, running_notebook_list, spawn_figures
+from dashboard.selectors import (
+    compute_usage,
+    lifecycle_notebook_list,
+    quota_use_list,
+    running_notebook_list,
+    spawn_figures,
+)
 from inventory.freshness import inventory_freshness
 
 # Prometheus' base units: cores, bytes, devices.
@@ -50,11 +56,24 @@ class DashboardCollector(Collector):
             labels=["profile", "image", "machine_type"],
         )
         counts: dict[tuple[str, str, str], int] = defaultdict(int)
-        for notebook in running_notebook_list():
+        notebooks = running_notebook_list()
+        for notebook in notebooks:
             counts[(notebook.profile, notebook.image, notebook.machine_type)] += 1
         for key, count in sorted(counts.items()):
             running.add_metric(list(key), count)
         yield running
+
+        old_images = GaugeMetricFamily(
+            "optionsportal_notebooks_on_old_images",
+            "Running notebook pods whose image is deprecated or retired (image lifecycle), by state and image.",
+            labels=["state", "image", "successor"],
+        )
+        old: dict[tuple[str, str, str], int] = defaultdict(int)
+        for on_old in lifecycle_notebook_list(notebooks):
+            old[(on_old.state, on_old.image, on_old.successor)] += 1
+        for key, count in sorted(old.items()):
+            old_images.add_metric(list(key), count)
+        yield old_images
 
         usage, nodes, schedulable = compute_usage()
         requested = GaugeMetricFamily(

@@ -2,8 +2,9 @@
 
 ``dashboard_get`` reads everything the admin home shows: spawn records grouped in
 the database (one query), the latest refusals and failures (one), the running
-notebooks and the spawn records they came from (two), the nodes and their use
-(two), the quotas (one) and the inventory's freshness (one).
+notebooks and the spawn records they came from (two), the image lifecycle
+entries those notebooks are judged by (one), the nodes and their use (two), the
+quotas (one) and the inventory's freshness (one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from django.utils import timezone
 
 from inventory.capacity import CPU, MEMORY, node_capacities
 from inventory.freshness import Freshness, inventory_freshness
-from inventory.models import NotebookPod, ResourceQuota
+from inventory.lifecycle import ImageRules
+from inventory.models import ImageLifecycle, NotebookPod, ResourceQuota
 from kube.quantity import QuantityError, milli
 from spawning.models import SpawnRecord
 
@@ -94,6 +96,21 @@ class RunningNotebook:
 
 
 @dataclass(frozen=True)
+class LifecycleNotebook:
+    """A running notebook whose image operators have deprecated or retired: who should move, and to what."""
+
+    username: str
+    server_name: str
+    image: str
+    node_name: str
+    started_at: datetime | None
+    state: str
+    message: str
+    # For a retired image, what its notebooks start now ("" when deprecated).
+    successor: str
+
+
+@dataclass(frozen=True)
 class Tally:
     """How many running notebooks share one value, and the GPUs they hold."""
 
@@ -149,6 +166,7 @@ class Dashboard:
     schedulable_nodes: int
     quotas: tuple[QuotaUse, ...]
     freshness: Freshness
+    on_old_images: tuple[LifecycleNotebook, ...] = ()
     results: tuple[tuple[str, str], ...] = field(default_factory=lambda: tuple(SpawnRecord.Result.choices))
 
     def notebooks_by(self, attribute: str) -> tuple[Tally, ...]:
@@ -289,6 +307,32 @@ def running_notebook_list() -> tuple[RunningNotebook, ...]:
     return tuple(notebooks)
 
 
+def lifecycle_notebook_list(notebooks: Sequence[RunningNotebook]) -> tuple[LifecycleNotebook, ...]:
+    """The running notebooks on a deprecated or retired image (inventory/lifecycle.py), retired first: one query."""
+    if not notebooks:
+        return ()
+    rules = ImageRules.of(ImageLifecycle.objects.all())
+    if not rules:
+        return ()
+    found = []
+    for notebook in notebooks:
+        state = rules.state(notebook.image)
+        if state.deprecated or state.retired:
+            found.append(
+                LifecycleNotebook(
+                    username=notebook.username,
+                    server_name=notebook.server_name,
+                    image=notebook.image,
+                    node_name=notebook.node_name,
+                    started_at=notebook.started_at,
+                    state=state.lifecycle,
+                    message=state.message,
+                    successor=state.successor,
+                )
+            )
+    return tuple(sorted(found, key=lambda n: (not n.state == "retired", n.image, n.username, n.server_name)))
+
+
 def compute_usage() -> tuple[tuple[Usage, ...], int, int]:
     """CPU, memory and each GPU resource: requested by running pods against allocatable, over present nodes.
 
@@ -350,11 +394,13 @@ def dashboard_get(
     now = now or timezone.now()
     spawn_days, groups = spawn_figures(days=days, now=now)
     usage, nodes, schedulable = compute_usage()
+    notebooks = running_notebook_list()
     return Dashboard(
         days=spawn_days,
         groups=groups,
         problems=spawn_problem_list(limit=problems),
-        notebooks=running_notebook_list(),
+        notebooks=notebooks,
+        on_old_images=lifecycle_notebook_list(notebooks),
         usage=usage,
         nodes=nodes,
         schedulable_nodes=schedulable,

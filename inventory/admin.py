@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from inventory.generation import bump_inventory_generation
+from inventory.lifecycle import ImageRules, Lifecycle, image_matches
 from inventory.models import (
     QUANTITIES,
     AccessRule,
@@ -28,6 +29,7 @@ from inventory.models import (
     Discovered,
     GafferGraph,
     HdfsInstance,
+    ImageLifecycle,
     LimitRange,
     MachineType,
     Namespace,
@@ -189,26 +191,57 @@ class ProfileAccessInline(RuleInline):
     model = AccessRule.profiles.through
 
 
+LIFECYCLE_FIELDSET: tuple[str, Any] = (
+    "Lifecycle",
+    {
+        "fields": ("lifecycle", "lifecycle_message", "successor"),
+        "description": "Deprecated: still offered, with the message beside it on the spawn form. Retired: no "
+        "longer offered; users whose last choice it was get the successor preselected with a notice, and "
+        "/prespawn refuses it naming the successor. A retired entry needs a successor.",
+    },
+)
+
+
+class LifecycleAdmin(admin.ModelAdmin):
+    """The admin of a lifecycled model (inventory/lifecycle.py)."""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "lifecycle" and field is not None:
+            # A form posted without it (a script, an older page) keeps the row's state, or "active" for a new one.
+            field.required = False
+        return field
+
+
+def lifecycle_display(obj: Profile | MachineType) -> str:
+    if obj.lifecycle == Lifecycle.RETIRED:
+        return f"retired → {obj.successor}" if obj.successor_id else "retired"
+    return obj.get_lifecycle_display().split(" (")[0].lower()
+
+
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(LifecycleAdmin):
     list_display = (
         "display_name",
         "slug",
         "image",
         "default",
         "enabled",
+        "lifecycle_display",
         "features",
         "who_may_use",
         "order",
     )
     list_display_links = ("display_name", "slug")
     list_editable = ("order",)
-    list_filter = ("enabled", "default", "enable_hdfs", "enable_gaffer", "enable_spark", RestrictedFilter)
+    list_select_related = ("successor",)
+    list_filter = ("enabled", "lifecycle", "default", "enable_hdfs", "enable_gaffer", "enable_spark", RestrictedFilter)
     search_fields = ("slug", "display_name", "image", "description")
     prepopulated_fields = {"slug": ("display_name",)}
     inlines = (ProfileAccessInline,)
     fieldsets = (
         (None, {"fields": ("display_name", "slug", "description", "image", "default", "enabled", "order")}),
+        LIFECYCLE_FIELDSET,
         ("Features", {"fields": ("enable_hdfs", "enable_gaffer", "enable_spark")}),
         (
             "Spark",
@@ -239,6 +272,10 @@ class ProfileAdmin(admin.ModelAdmin):
     @admin.display(description="who may use it")
     def who_may_use(self, obj: Profile) -> str:
         return access_display(obj)
+
+    @admin.display(description="lifecycle", ordering="lifecycle")
+    def lifecycle_display(self, obj: Profile) -> str:
+        return lifecycle_display(obj)
 
 
 def _quantity_fieldsets() -> tuple[Any, ...]:
@@ -848,7 +885,7 @@ class SyncRoundAdmin(admin.ModelAdmin):
 
 
 @admin.register(MachineType)
-class MachineTypeAdmin(admin.ModelAdmin):
+class MachineTypeAdmin(LifecycleAdmin):
     list_display = (
         "display_name",
         "slug",
@@ -858,15 +895,18 @@ class MachineTypeAdmin(admin.ModelAdmin):
         "cpu_range",
         "mem_range",
         "guarantee",
+        "lifecycle_display",
         "order",
     )
     list_display_links = ("display_name", "slug")
     list_editable = ("order",)
-    list_filter = ("enabled", "guarantee_policy")
+    list_select_related = ("successor",)
+    list_filter = ("enabled", "lifecycle", "guarantee_policy")
     search_fields = ("slug", "display_name", "description")
     prepopulated_fields = {"slug": ("display_name",)}
     fieldsets = (
         (None, {"fields": ("display_name", "slug", "description", "enabled", "order")}),
+        LIFECYCLE_FIELDSET,
         (
             "Placement",
             {
@@ -923,6 +963,38 @@ class MachineTypeAdmin(admin.ModelAdmin):
         if obj.guarantee_policy == "explicit":
             return f"{obj.cpu_guarantee or 'limit'} vCPU, {obj.mem_guarantee or 'limit'} MB"
         return "= limit"
+
+    @admin.display(description="lifecycle", ordering="lifecycle")
+    def lifecycle_display(self, obj: MachineType) -> str:
+        return lifecycle_display(obj)
+
+
+@admin.register(ImageLifecycle)
+class ImageLifecycleAdmin(admin.ModelAdmin):
+    """Images deprecated or retired, by reference or pattern; the profiles using each are listed beside it."""
+
+    list_display = ("pattern", "lifecycle", "message", "successor_image", "profiles_using")
+    list_filter = ("lifecycle",)
+    search_fields = ("pattern", "successor_image", "message")
+    fields = ("pattern", "lifecycle", "message", "successor_image")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # One read of the profiles and the rules for the whole page, not one per row.
+        self._profiles = list(Profile.objects.values_list("display_name", "image"))
+        self._rules = ImageRules.of(ImageLifecycle.objects.all())
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="profiles using it")
+    def profiles_using(self, obj: ImageLifecycle) -> str:
+        # The profiles this entry decides for: it matches their image and no more specific entry does.
+        names = [
+            name
+            for name, image in getattr(self, "_profiles", ())
+            if image_matches(obj.pattern, image)
+            and (rule := self._rules.rule_for(image))
+            and rule.pattern == obj.pattern
+        ]
+        return ", ".join(names) or "—"
 
 
 class ObservedAdmin(admin.ModelAdmin):

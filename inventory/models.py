@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from inventory.lifecycle import ImageRules, Lifecycle, chain_end, is_pattern
 from inventory.scheduling import is_qualified_name, node_affinity_errors, node_selector_errors, toleration_errors
 
 
@@ -385,7 +386,69 @@ _DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.
 PORTAL_CONTROLLED_TRAITS = frozenset({"image", "namespace"})
 
 
-class Profile(models.Model):
+class Lifecycled(models.Model):
+    """Active, deprecated (offered with a message) or retired with a successor of the same kind (inventory/lifecycle.py)."""
+
+    lifecycle = models.CharField(
+        max_length=16,
+        choices=Lifecycle.choices,
+        default=Lifecycle.ACTIVE,
+        help_text="Retired: no longer offered; remembered choices move to the successor and /prespawn names it.",
+    )
+    lifecycle_message = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Shown beside it on the spawn form while deprecated, and in the notice when a user's "
+        "remembered choice moves to the successor.",
+    )
+    successor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="predecessors",
+        help_text="What replaces it once retired.",
+    )
+
+    # Declared for the type checker: django-stubs does not add the column of a "self" key on an abstract model.
+    successor_id: Any
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_retired(self) -> bool:
+        return self.lifecycle == Lifecycle.RETIRED
+
+    def lifecycle_errors(self) -> dict[str, str]:
+        """A retired row needs a successor, and its chain of successors must end at one that is not retired."""
+        what = self._meta.verbose_name
+        if self.lifecycle != Lifecycle.RETIRED:
+            return {}
+        if self.successor_id is None:
+            return {"successor": f"A retired {what} needs a successor: the {what} its users move to."}
+        if self.pk is not None and self.successor_id == self.pk:
+            return {"successor": f"A {what} cannot be its own successor."}
+        model = type(self)
+
+        def successor(row: Lifecycled) -> Lifecycled | None:
+            # This row as it is being saved, not as it is stored.
+            if row.successor_id is not None and row.successor_id == self.pk:
+                return self
+            return model._default_manager.filter(pk=row.successor_id).first() if row.successor_id else None
+
+        end = chain_end(self, retired=lambda row: row.is_retired, successor=successor, identity=lambda row: row.pk)
+        if end is None:
+            return {
+                "successor": f"The chain of successors loops back or ends at a retired {what} without one; "
+                f"choose a {what} that is not retired, or whose successors lead to one."
+            }
+        if not getattr(end, "enabled", True):
+            return {"successor": f"'{end}' (where the successors lead) is disabled: its users could not move to it."}
+        return {}
+
+
+class Profile(Lifecycled):
     """A notebook image and what it enables (the original's profileList entry)."""
 
     slug = models.SlugField(max_length=63, unique=True)
@@ -456,6 +519,7 @@ class Profile(models.Model):
             others = Profile.objects.filter(default=True).exclude(pk=self.pk)
             if others.exists():
                 errors["default"] = f"'{others.first()}' is already the default profile."
+        errors.update(self.lifecycle_errors())
         if errors:
             raise ValidationError(errors)
 
@@ -613,6 +677,57 @@ def _texts(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(_texts(v) for v in value)
     return ""
+
+
+class ImageLifecycle(models.Model):
+    """Operators' word on notebook images, by reference or pattern: deprecated, or retired with the image replacing it.
+
+    A profile's image is a string, so images are described here rather than linked.
+    The most specific entry matching an image decides (inventory/lifecycle.py): a
+    profile whose image is deprecated shows the message on the form; one whose image
+    is retired starts the successor image instead.
+    """
+
+    pattern = models.CharField(
+        max_length=500,
+        unique=True,
+        help_text="An image reference (registry/repository:tag), or a pattern where * stands for anything: "
+        "jupyter/scipy-notebook:2023-* or jupyter/scipy-notebook:*. An exact reference wins over any "
+        "pattern, a longer pattern over a shorter one.",
+    )
+    lifecycle = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.DEPRECATED)
+    message = models.CharField(max_length=500, blank=True, help_text="Shown on the spawn form beside the profile.")
+    successor_image = models.CharField(
+        max_length=500, blank=True, help_text="Retired: the image notebooks start instead (one reference)."
+    )
+
+    class Meta:
+        ordering = ("pattern",)
+        verbose_name = "image lifecycle"
+
+    def __str__(self) -> str:
+        return self.pattern
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if not self.pattern.strip() or any(c.isspace() for c in self.pattern):
+            errors["pattern"] = "An image reference or pattern has no spaces."
+        if self.successor_image and (
+            is_pattern(self.successor_image) or any(c.isspace() for c in self.successor_image)
+        ):
+            errors["successor_image"] = "The successor is one image reference, without * or spaces."
+        elif self.lifecycle == Lifecycle.RETIRED and not self.successor_image:
+            errors["successor_image"] = "A retired image needs a successor: the image notebooks start instead."
+        elif self.lifecycle == Lifecycle.RETIRED and not errors:
+            rules = ImageRules.of([*ImageLifecycle.objects.exclude(pk=self.pk).exclude(pattern=self.pattern), self])
+            starts = [self.successor_image] if is_pattern(self.pattern) else [self.pattern, self.successor_image]
+            if any(rules.successor_chain(start) is None for start in starts):
+                errors["successor_image"] = (
+                    f"'{self.successor_image}' leads back to a retired image: the successors loop. "
+                    "Choose an image that is not retired, or whose successors lead to one."
+                )
+        if errors:
+            raise ValidationError(errors)
 
 
 @dataclass(frozen=True)
@@ -1046,7 +1161,7 @@ class GuaranteePolicy(models.TextChoices):
     EXPLICIT = "explicit", "Guarantee is a fixed value"
 
 
-class MachineType(models.Model):
+class MachineType(Lifecycled):
     """A kind of node a notebook may ask for: where it runs, what it may use, and what it is guaranteed."""
 
     slug = models.SlugField(max_length=63, unique=True)
@@ -1118,6 +1233,7 @@ class MachineType(models.Model):
             if low_value is not None and high_value is not None and low_value > high_value:
                 errors[low] = f"The minimum ({low_value} {unit}) is above the maximum ({high_value} {unit})."
         errors.update(self._guarantee_errors())
+        errors.update(self.lifecycle_errors())
         if errors:
             raise ValidationError(errors)
 

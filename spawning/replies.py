@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kube.provision import ObjectRef
+from spawning.lifecycle import Notice
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class OptionsData:
     offered: Mapping[str, Any]
     selected: Mapping[str, str]
     inventory: Freshness
+    # Remembered choices that were retired and moved to their successors.
+    notices: tuple[Notice, ...] = ()
 
 
 @dataclass(frozen=True)

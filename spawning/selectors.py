@@ -217,6 +217,7 @@ def _options_reply(
         offered=ctx.offered,
         selected=selected,
         inventory=Freshness(last_synced_at=freshness["last_synced_at"], stale=freshness["stale"]),
+        notices=tuple(ctx.notices),
     )
 
 

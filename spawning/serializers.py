@@ -181,6 +181,13 @@ class _OptionsIdentityOut(serializers.Serializer):
         return {key: value for key, value in data.items() if value or self.fields[key].required}
 
 
+class _NoticeOut(serializers.Serializer):
+    field = serializers.CharField(help_text="The form field whose remembered choice was retired")
+    old = serializers.CharField(help_text="The retired choice")
+    new = serializers.CharField(help_text="Its successor, now preselected")
+    message = serializers.CharField()
+
+
 # The /options data (spawning.replies.OptionsData): who it is for, what each offered kind
 # offers under its reply keys (spawning/offers), the inventory's freshness and the preselection.
 OptionsDataSerializer = type(
@@ -190,6 +197,8 @@ OptionsDataSerializer = type(
         **{key: out.field(key) for kind in KINDS for key, out in kind.output_fields().items()},
         "inventory": _InventoryOut(),
         "selected": serializers.DictField(child=serializers.CharField(), help_text="Preselected form values"),
+        # Only when a remembered choice was retired and moved to its successor.
+        "notices": _NoticeOut(many=True, required=False),
     },
 )
 

@@ -221,8 +221,8 @@ def _fill(size: int) -> None:
 @pytest.mark.parametrize("size", [1, 40])
 def test_the_figures_take_the_same_queries_however_much_there_is(size: int, django_assert_num_queries) -> None:
     _fill(size)
-    # Spawns grouped, problems, notebooks, their spawns, node use, nodes, quotas, freshness.
-    with django_assert_num_queries(8):
+    # Spawns grouped, problems, notebooks, their spawns, image lifecycle entries, node use, nodes, quotas, freshness.
+    with django_assert_num_queries(9):
         board = dashboard_get()
     assert len(board.notebooks) == size
     assert sum(day.total for day in board.days) == 2 * size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,16 +11,17 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from dashboard.selectors import NOT_RECORDED
-from inventory.models import ClusterNode, NotebookPod, ResourceQuota, SyncRound
+from inventory.lifecycle import Lifecycle
+from inventory.models import ClusterNode, ImageLifecycle, NotebookPod, PodRequest, ResourceQuota, SyncRound
 from spawning.models import SpawnRecord
-from tests import test_admin_browser
+from tests import admin_browser
 from tests.pod_rows import store_pod
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # The logged-in admin page and the browser, as the admin's browser tests make them.
-browser = test_admin_browser.browser
-operator_page = test_admin_browser.operator_page
+browser = admin_browser.browser
+operator_page = admin_browser.operator_page
 
 GPU = "nvidia.com/gpu"
 GI = 2**30 * 1000
@@ -56,7 +58,10 @@ def _data() -> None:
             gpu=1000,
             started_at=now,
         )
-    NotebookPod.objects.create(ref="team-b:jupyter-x", namespace="team-b", name="jupyter-x", image="lab:4")
+    NotebookPod.objects.create(
+        ref="team-b:jupyter-x", namespace="team-b", name="jupyter-x", username="xi", image="lab:4", node_name="cpu-1"
+    )
+    ImageLifecycle.objects.create(pattern="lab:4", lifecycle=Lifecycle.RETIRED, successor_image="lab:5")
     ClusterNode.objects.create(name="gpu-1", ready=True, allocatable={"cpu": 32000, "memory": 128 * GI, GPU: 4000})
     for index in range(3):
         store_pod(f"team-a:jupyter-user{index}", "gpu-1", {GPU: 1000, "cpu": 4000})
@@ -77,6 +82,39 @@ def _cells(page: Page, selector: str) -> list[list[str]]:
         f"{selector} tbody tr",
         "rows => rows.map(r => Array.from(r.children).map(c => c.textContent.trim().replace(/\\s+/g, ' ')))",
     )
+
+
+def _figures_match_the_database(page: Page) -> None:
+    """What the browser shows, against the stored rows themselves (not the figures the test wrote down)."""
+    today = timezone.localdate()
+    recent = [
+        record
+        for record in SpawnRecord.objects.all()
+        if (today - timezone.localdate(record.created_at)).days < len(_cells(page, "#dash-spawns-table"))
+    ]
+    per_group = Counter((r.profile, (r.choices or {}).get("machine_type") or NOT_RECORDED) for r in recent)
+    assert {(row[0], row[1]): int(row[-1]) for row in _cells(page, "#dash-spawn-groups")} == per_group
+    per_day = Counter(timezone.localdate(r.created_at).isoformat() for r in recent)
+    shown_days = {row[0]: int(row[-1]) for row in _cells(page, "#dash-spawns-table")}
+    assert {day: total for day, total in shown_days.items() if total} == per_day
+    per_image = Counter(NotebookPod.objects.values_list("image", flat=True))
+    assert {row[0]: int(row[1]) for row in _cells(page, "#dash-running-image-table")} == per_image
+    chart = page.locator("#dash-running-image-chart g.op-bar-row")
+    assert {
+        chart.nth(i).get_attribute("data-label"): int(chart.nth(i).get_attribute("data-value") or 0)
+        for i in range(chart.count())
+    } == per_image
+    present = ClusterNode.objects.filter(missing_since__isnull=True)
+    cpu_capacity = sum(node.allocatable.get("cpu", 0) for node in present) / 1000
+    cpu_used = sum(PodRequest.objects.filter(resource="cpu").values_list("amount", flat=True)) / 1000
+    cpu_row = next(row for row in _cells(page, "#dash-usage-table") if row[0] == "CPU")
+    assert (float(cpu_row[1]), float(cpu_row[2])) == (cpu_used, cpu_capacity)
+    quotas = [
+        [quota.namespace, quota.name, resource, str(quota.used[resource]), str(hard)]
+        for quota in ResourceQuota.objects.order_by("namespace", "name")
+        for resource, hard in sorted(quota.hard.items())
+    ]
+    assert _cells(page, "#dash-quotas-table") == quotas
 
 
 def test_the_dashboard_shows_the_figures_in_charts_and_tables(
@@ -113,6 +151,8 @@ def test_the_dashboard_shows_the_figures_in_charts_and_tables(
     assert [row[3] for row in problems] == ["Refused (bad choice)", "Failed (cluster error)", "Failed (cluster error)"]
     expect(page.locator("#dash-freshness-state")).to_contain_text("Fresh.")
     expect(page.locator("#spawn-tools-module")).to_be_visible()
+    assert _cells(page, "#dash-old-images-table") == [["xi", "(default)", "lab:4", "cpu-1", "—", "retired", "lab:5"]]
+    _figures_match_the_database(page)
     page.screenshot(path=str(artifacts_dir / "dashboard-desktop.png"), full_page=True)
 
     # A refusal's row links to its record.

@@ -35,6 +35,7 @@ from rest_framework import serializers
 
 from inventory.models import QUANTITIES, Profile, Quantity
 from spawning.access import Bound, UserAccess
+from spawning.lifecycle import Notice, Retired, moved_choice
 
 if TYPE_CHECKING:
     from kube.provision import ConfigSource, ObjectRef
@@ -98,6 +99,8 @@ class OfferContext:
     namespaces: list[str] = field(default_factory=list)
     # Reply key → the typed items offered under it.
     offered: dict[str, Any] = field(default_factory=dict)
+    # Remembered choices that were retired and moved to their successors (spawning/lifecycle.py).
+    notices: list[Notice] = field(default_factory=list)
 
 
 @dataclass
@@ -215,14 +218,24 @@ class OfferedKind:
         """Choice field → its initial value when nothing remembered is kept (else "")."""
         return {}
 
+    def successors(self, ctx: OfferContext) -> dict[str, Mapping[str, Retired]]:
+        """Choice field → its retired values and what replaces each (spawning/lifecycle.py)."""
+        return {}
+
     def preselect(self, ctx: OfferContext, remembered: Mapping[str, Any], selected: dict[str, str]) -> None:
-        """Put last time's choices into ``selected`` where still offered, else the defaults."""
+        """Put last time's choices into ``selected`` where still offered (a retired one moved to its
+        successor, with a notice), else the defaults."""
         offered = self.offered_values(ctx, selected)
         defaults = self.defaults(ctx)
+        successors = self.successors(ctx)
         for name in self.choice_fields:
             value = remembered.get(name)
+            moved = successors.get(name, {}).get(value) if isinstance(value, str) else None
             if isinstance(value, str) and value in offered.get(name, ()):
                 selected[name] = value
+            elif moved is not None and moved.new in offered.get(name, ()):
+                selected[name] = moved.new
+                ctx.notices.append(moved_choice(name, moved))
             else:
                 selected[name] = defaults.get(name, "")
 

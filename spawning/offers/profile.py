@@ -8,7 +8,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from inventory.models import Profile
+from inventory.lifecycle import ImageRules
+from inventory.models import ImageLifecycle, Profile
+from spawning import lifecycle
 from spawning.access import may_use_profile
 from spawning.offers.base import OfferContext, OfferedKind, Out, Validation
 from spawning.offers.items import ItemSerializer, pick_item
@@ -26,6 +28,8 @@ class ProfileItem:
     enable_hdfs: bool
     enable_gaffer: bool
     enable_spark: bool
+    # The deprecation of the profile or its image, shown beside it ("" for none).
+    notice: str = ""
 
 
 class ProfileOut(ItemSerializer):
@@ -37,14 +41,28 @@ class ProfileOut(ItemSerializer):
     enable_hdfs = serializers.BooleanField()
     enable_gaffer = serializers.BooleanField()
     enable_spark = serializers.BooleanField()
+    notice = serializers.CharField(
+        required=False, help_text="Only when the profile or its image is deprecated, or its image retired."
+    )
+
+    def fresh_representation(self, instance: Any) -> Any:
+        data = super().fresh_representation(instance)
+        # Left out when empty, so the items of a deployment without a lifecycle stay as they were.
+        if not data.get("notice"):
+            data.pop("notice", None)
+        return data
 
 
 @dataclass(frozen=True)
 class Profiles:
-    # Enabled profiles with their items, in the operators' order.
+    # Enabled profiles that are not retired, with their items, in the operators' order.
     offers: tuple[tuple[Profile, ProfileItem], ...]
     # Every profile, so a disabled one is told apart from an unknown one.
     by_slug: Mapping[str, Profile]
+    # Retired profile slug → its successor.
+    retired: Mapping[str, lifecycle.Retired]
+    # Profile slug → the image it starts: its own, or the successor of a retired image.
+    images: Mapping[str, str]
 
 
 class ProfileKind(OfferedKind):
@@ -54,6 +72,12 @@ class ProfileKind(OfferedKind):
 
     def load(self) -> Profiles:
         profiles = list(Profile.objects.all())
+        rules = ImageRules.of(ImageLifecycle.objects.all())
+        states = {p.slug: rules.state(p.image) for p in profiles}
+        images = {
+            slug: state.successor if state.retired and state.successor else state.image
+            for slug, state in states.items()
+        }
         offers = tuple(
             (
                 p,
@@ -61,17 +85,29 @@ class ProfileKind(OfferedKind):
                     slug=p.slug,
                     display_name=p.display_name,
                     description=p.description,
-                    image=p.image,
+                    image=images[p.slug],
                     default=p.default,
                     enable_hdfs=p.enable_hdfs,
                     enable_gaffer=p.enable_gaffer,
                     enable_spark=p.enable_spark,
+                    notice=" ".join(
+                        text
+                        for text in (lifecycle.deprecation_notice(p), lifecycle.image_notice(states[p.slug]))
+                        if text
+                    ),
                 ),
             )
             for p in profiles
-            if p.enabled
+            if p.enabled and lifecycle.offered(p)
         )
-        return Profiles(offers=offers, by_slug={p.slug: p for p in profiles})
+        return Profiles(
+            offers=offers,
+            by_slug={p.slug: p for p in profiles},
+            retired=lifecycle.retired_choices(
+                profiles, what="profile", key=lambda p: p.slug, label=lambda p: p.display_name
+            ),
+            images=images,
+        )
 
     def output_fields(self) -> dict[str, Out]:
         return {"profiles": Out(ProfileOut)}
@@ -82,6 +118,9 @@ class ProfileKind(OfferedKind):
 
     def offered_values(self, ctx: OfferContext, selected: Mapping[str, str]) -> dict[str, set[str]]:
         return {"profile": {p.slug for p in ctx.offered["profiles"]}}
+
+    def successors(self, ctx: OfferContext) -> dict[str, Mapping[str, lifecycle.Retired]]:
+        return {"profile": ctx.snapshot.kinds[self.name].retired}
 
     def defaults(self, ctx: OfferContext) -> dict[str, str]:
         profiles = ctx.offered["profiles"]
@@ -95,9 +134,15 @@ class ProfileKind(OfferedKind):
 
     def validate(self, v: Validation) -> None:
         slug = v.requested_profile or v.option("profile")
-        profile = v.snapshot.kinds[self.name].by_slug.get(slug) if slug else None
+        loaded: Profiles = v.snapshot.kinds[self.name]
+        profile = loaded.by_slug.get(slug) if slug else None
         if profile is None:
             v.refuse("profile", f"There is no profile '{slug[:63]}'." if slug else "Choose a profile.")
+        elif lifecycle.refuse_retired(v, "profile", slug, loaded.retired):
+            return
+        elif profile.is_retired:
+            # Its successors break (saved outside the admin's checks): still never started.
+            v.refuse("profile", f"The profile '{slug}' is retired.")
         elif not profile.enabled:
             v.refuse("profile", f"The profile '{slug}' is disabled.")
         elif not may_use_profile(v.access, profile):
@@ -107,7 +152,7 @@ class ProfileKind(OfferedKind):
             v.choices["profile"] = profile.slug
             v.plan.update(
                 profile_slug=profile.slug,
-                image=profile.image,
+                image=loaded.images.get(profile.slug, profile.image),
                 kubespawner_override={k: val for k, val in profile.kubespawner_override.items() if k != "image"},
             )
 
