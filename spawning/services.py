@@ -227,6 +227,22 @@ def _previous_objects(username: str, server_name: str) -> tuple[list[provisionin
     return refs, result == SpawnRecord.Result.PROVISIONED
 
 
+def _remember(username: str, server_name: str, choices: dict[str, str], *, respawn: bool) -> None:
+    """Keep the choices for next time's preselection.
+
+    A server spawned before has its row already: one UPDATE, rather than the
+    savepoint, locking read and write of ``update_or_create``, which stays for the
+    first spawn (and for a row since deleted).
+    """
+    if respawn:
+        rows = RememberedChoices.objects.filter(username=username, server_name=server_name)
+        if rows.update(choices=choices, updated_at=timezone.now()):
+            return
+    RememberedChoices.objects.update_or_create(
+        username=username, server_name=server_name, defaults={"choices": choices}
+    )
+
+
 def prespawn_provision(
     *,
     username: str,
@@ -294,9 +310,7 @@ def prespawn_provision(
         raise
 
     try:
-        RememberedChoices.objects.update_or_create(
-            username=username, server_name=server_name, defaults={"choices": validated.choices}
-        )
+        _remember(username, server_name, validated.choices, respawn=recorded)
     except DatabaseError as exc:
         # Only next time's preselection is lost; the notebook's objects are in place.
         logger.error("the choices of %s/%s could not be remembered: %s", username, server_name, exc)
