@@ -62,6 +62,7 @@ GROUPS = ["data-science"]
 PROFILE = "gaffer-pyspark"
 HDFS_CHOICE = "analytics:hdfs-03"
 GRAPH_CHOICE = "analytics:graph-03"
+IN_PROCESS_SPAWNS = 20  # /prespawns whose apiserver cost is measured in-process
 
 
 def user(index: int) -> str:
@@ -245,6 +246,97 @@ def fill_cluster(kubeconfig: str) -> Inventory:
     )
 
 
+# --- The apiserver's own counters ----------------------------------------------------------------
+
+
+_REQUEST_LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass
+class ApiserverReading:
+    """The apiserver's request counters by verb and resource, and its and etcd's CPU seconds, at one moment."""
+
+    requests: dict[str, float]
+    apiserver_cpu_s: float
+    etcd_cpu_s: float
+
+
+class ApiserverMeter:
+    """Reads the test apiserver's ``/metrics`` (with the kubeconfig's admin token) and its and etcd's CPU time.
+
+    Request counts and CPU per request do not move with the machine's load the way
+    wall-clock latency does, so they compare runs made at different times.
+    """
+
+    def __init__(self, kube_dir: str) -> None:
+        import ssl
+
+        env = dict(line.split("=", 1) for line in Path(kube_dir, "env").read_text().splitlines() if "=" in line)
+        self.url = env["KUBE_TEST_SERVER"] + "/metrics"
+        self.token = env["KUBE_TEST_TOKEN"]
+        self.context = ssl.create_default_context(cafile=env["KUBE_TEST_CA"])
+        self.pids = {name: int(Path(kube_dir, f"{name}.pid").read_text()) for name in ("apiserver", "etcd")}
+
+    @staticmethod
+    def _cpu_seconds(pid: int) -> float:
+        # utime and stime, fields 14 and 15 of /proc/PID/stat, in clock ticks.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> ApiserverReading:
+        request = urllib.request.Request(self.url, headers={"Authorization": f"Bearer {self.token}"})  # noqa: S310
+        with urllib.request.urlopen(request, context=self.context, timeout=10) as reply:  # noqa: S310
+            text = reply.read().decode()
+        requests: dict[str, float] = {}
+        for match in _REQUEST_LINE.finditer(text):
+            labels = dict(_LABEL.findall(match.group("labels")))
+            if not labels.get("resource") or labels.get("verb") == "WATCH":
+                continue
+            key = f"{labels['verb']} {labels['resource']}"
+            requests[key] = requests.get(key, 0.0) + float(match.group("value"))
+        return ApiserverReading(
+            requests=requests,
+            apiserver_cpu_s=self._cpu_seconds(self.pids["apiserver"]),
+            etcd_cpu_s=self._cpu_seconds(self.pids["etcd"]),
+        )
+
+
+@dataclass
+class ApiserverCost:
+    """What the apiserver did for a number of portal requests, per portal request."""
+
+    portal_requests: int
+    requests_per_request: dict[str, float]
+    total_per_request: float
+    apiserver_cpu_ms_per_request: float
+    etcd_cpu_ms_per_request: float
+
+
+def apiserver_cost(before: ApiserverReading, after: ApiserverReading, portal_requests: int) -> ApiserverCost:
+    n = max(portal_requests, 1)
+    per = {
+        key: round((after.requests.get(key, 0.0) - before.requests.get(key, 0.0)) / n, 2)
+        for key in sorted(after.requests)
+    }
+    per = {key: value for key, value in per.items() if value}
+    return ApiserverCost(
+        portal_requests=portal_requests,
+        requests_per_request=per,
+        total_per_request=round(sum(per.values()), 2),
+        apiserver_cpu_ms_per_request=round((after.apiserver_cpu_s - before.apiserver_cpu_s) * 1000 / n, 2),
+        etcd_cpu_ms_per_request=round((after.etcd_cpu_s - before.etcd_cpu_s) * 1000 / n, 2),
+    )
+
+
+def describe_cost(cost: ApiserverCost) -> str:
+    calls = ", ".join(f"{key} {value:g}" for key, value in cost.requests_per_request.items()) or "none"
+    return (
+        f"apiserver per request: {cost.total_per_request:g} calls ({calls}); "
+        f"CPU {cost.apiserver_cpu_ms_per_request:.2f} ms apiserver, {cost.etcd_cpu_ms_per_request:.2f} ms etcd"
+    )
+
+
 # --- 2. The database ----------------------------------------------------------------------------
 
 
@@ -372,7 +464,11 @@ class InProcess:
     single_apply_ms: float = 0.0
     single_read_ms: float = 0.0
     prespawn_inprocess_ms: float = 0.0
+    respawn_inprocess_ms: float = 0.0
     phases_ms: dict[str, float] = field(default_factory=dict)
+    # What one /prespawn asks of the apiserver: a new server, then the same call again.
+    prespawn_apiserver: dict[str, Any] = field(default_factory=dict)
+    respawn_apiserver: dict[str, Any] = field(default_factory=dict)
 
 
 def measure_in_process(args: argparse.Namespace) -> InProcess:
@@ -411,6 +507,23 @@ def measure_in_process(args: argparse.Namespace) -> InProcess:
     result.prespawn_inprocess_ms = (time.monotonic() - started) * 1000
     assert response.status_code == 200, response.content[:500]
     result.prespawn_queries = len(captured.captured_queries)
+
+    # The apiserver's cost of a /prespawn for a new server, then of the same calls again (a hub's
+    # re-spawn). Several, one at a time: CPU time is counted in 10 ms clock ticks.
+    meter = ApiserverMeter(args.kube_dir)
+    servers = [f"q{secrets.token_hex(3)}" for _ in range(IN_PROCESS_SPAWNS)]
+    before = meter.read()
+    for index, name in enumerate(servers):
+        response = client.post("/prespawn", prespawn_body(index, name), content_type="application/json")
+        assert response.status_code == 200, response.content[:500]
+    after = meter.read()
+    result.prespawn_apiserver = asdict(apiserver_cost(before, after, len(servers)))
+    started = time.monotonic()
+    for index, name in enumerate(servers):
+        response = client.post("/prespawn", prespawn_body(index, name), content_type="application/json")
+        assert response.status_code == 200, response.content[:500]
+    result.respawn_inprocess_ms = (time.monotonic() - started) * 1000 / len(servers)
+    result.respawn_apiserver = asdict(apiserver_cost(after, meter.read(), len(servers)))
     record = SpawnRecord.objects.filter(server_name=server).latest("pk")
     result.prespawn_objects = len(record.cluster_objects)
     result.prespawn_reads = 3  # the graph's two ConfigMaps and its Secret, copied into the user's namespace
@@ -514,6 +627,28 @@ def prespawn_phases() -> dict[str, float]:
     }
 
 
+def profile_prespawn(args: argparse.Namespace, count: int) -> None:
+    """cProfile of ``count`` in-process /prespawn re-spawns (the same users and servers again)."""
+    import cProfile
+    import pstats
+
+    django_setup(args)
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"token {TOKEN}")
+    users = min(count, 20)
+    for index in range(users):
+        client.post("/prespawn", prespawn_body(index, "profile"), content_type="application/json")
+    profiler = cProfile.Profile()
+    started = time.monotonic()
+    profiler.enable()
+    for index in range(count):
+        client.post("/prespawn", prespawn_body(index % users, "profile"), content_type="application/json")
+    profiler.disable()
+    print(f"\n{count} /prespawn re-spawns in-process: {(time.monotonic() - started) * 1000 / count:.2f} ms each")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+
 def profile_options(args: argparse.Namespace, count: int) -> None:
     """cProfile of ``count`` /options requests in this process: where a request's time goes."""
     import cProfile
@@ -608,6 +743,9 @@ function request()
   end
   counter = counter + 1
   local u = user(counter * 7 + thread_id)
+  if %(cycle)d > 0 then
+    u = string.format("u%%03d", (counter * 7 + thread_id) %% %(cycle)d)
+  end
   local ns = "user-" .. u
   local body
   if "%(endpoint)s" == "options" then
@@ -615,6 +753,9 @@ function request()
       '","default_namespace":"' .. ns .. '","groups":["data-science","team-03"]}'
   else
     local server = run_id .. "-" .. thread_id .. "-" .. counter
+    if %(cycle)d > 0 then
+      server = "cycle"
+    end
     body = '{"username":"' .. u .. '","server_name":"' .. server .. '","pod_name":"jupyter-' .. u .. '-' .. server ..
       '","default_namespace":"' .. ns .. '","groups":["data-science"],"profile":"%(profile)s","user_options":{' ..
       '"profile":["%(profile)s"],"resource_preset":["medium"],"resources_cpu":["1"],"resources_mem":["2048"],' ..
@@ -651,9 +792,21 @@ class LoadResult:
     non_2xx: int
     socket_errors: int
     load_average: list[float] = field(default_factory=list)
+    # /prespawn only: 0 when every request is a new server, else how many (user, server) pairs it cycles.
+    cycle: int = 0
+    apiserver: dict[str, Any] = field(default_factory=dict)
 
 
-def run_wrk(url: str, endpoint: str, concurrency: int, duration: int, warmup: int = 2) -> LoadResult:
+def run_wrk(
+    url: str,
+    endpoint: str,
+    concurrency: int,
+    duration: int,
+    warmup: int = 2,
+    *,
+    cycle: int = 0,
+    meter: ApiserverMeter | None = None,
+) -> LoadResult:
     script = Path(tempfile.mkstemp(prefix=f"bench-{endpoint}-", suffix=".lua")[1])
     script.write_text(
         WRK_SCRIPT
@@ -664,6 +817,7 @@ def run_wrk(url: str, endpoint: str, concurrency: int, duration: int, warmup: in
             "profile": PROFILE,
             "hdfs": HDFS_CHOICE,
             "graph": GRAPH_CHOICE,
+            "cycle": cycle if endpoint == "prespawn" else 0,
         }
     )
     run_id = f"w{secrets.token_hex(3)}"
@@ -674,6 +828,7 @@ def run_wrk(url: str, endpoint: str, concurrency: int, duration: int, warmup: in
             capture_output=True,
             check=False,
         )
+    before = meter.read() if meter else None
     # One wrk thread: it is event-driven, and the server needs the two cores more.
     command = [
         "wrk",
@@ -689,12 +844,14 @@ def run_wrk(url: str, endpoint: str, concurrency: int, duration: int, warmup: in
         run_id,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = meter.read() if meter else None
     script.unlink()
     match = re.search(r"^RESULT (.*)$", done.stdout, re.M)
     if done.returncode != 0 or match is None:
         sys.exit(f"wrk failed:\n{done.stdout}{done.stderr}")
     requests, micros, p50, p95, p99, worst, non_2xx, socket_errors, mean = (float(v) for v in match.group(1).split())
     seconds = micros / 1e6
+    cost = asdict(apiserver_cost(before, after, int(requests))) if before and after else {}
     return LoadResult(
         endpoint=endpoint,
         concurrency=concurrency,
@@ -709,7 +866,58 @@ def run_wrk(url: str, endpoint: str, concurrency: int, duration: int, warmup: in
         non_2xx=int(non_2xx),
         socket_errors=int(socket_errors),
         load_average=list(os.getloadavg()),
+        cycle=cycle if endpoint == "prespawn" else 0,
+        apiserver=cost,
     )
+
+
+def _timed_post(url: str, path: str, body: dict[str, Any]) -> float:
+    request = urllib.request.Request(  # noqa: S310 - our own local URL
+        url + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"token {TOKEN}"},
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310
+        reply.read()
+        if reply.status != 200:
+            sys.exit(f"{path} answered {reply.status} on a cold start")
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+COLD_REQUESTS = 4
+
+
+def measure_cold_start(args: argparse.Namespace, url: str, endpoints: list[str]) -> dict[str, list[float]]:
+    """The first requests of each endpoint straight after gunicorn started, one at a time, in ms.
+
+    Then an operator-style edit of a NamespaceOption through the ORM (as the admin saves it),
+    and the first /options after it. Each worker builds its snapshot on first use, so the
+    first requests show what a restart or an inventory change costs the hub.
+    """
+    figures: dict[str, list[float]] = {}
+    if "options" in endpoints:
+        figures["options"] = [_timed_post(url, "/options", options_body(i)) for i in range(COLD_REQUESTS)]
+    if "prespawn" in endpoints:
+        server = f"cold{secrets.token_hex(2)}"
+        figures["prespawn"] = [_timed_post(url, "/prespawn", prespawn_body(i, server)) for i in range(COLD_REQUESTS)]
+        figures["prespawn (the same again)"] = [
+            _timed_post(url, "/prespawn", prespawn_body(i, server)) for i in range(COLD_REQUESTS)
+        ]
+    if "options" in endpoints:
+        django_setup(args)
+        from inventory.models import NamespaceOption
+
+        option = NamespaceOption.objects.get(pattern="team-00")
+        option.description = f"Team 0 ({secrets.token_hex(2)})"
+        option.save()
+        figures["options after an inventory change"] = [
+            _timed_post(url, "/options", options_body(i)) for i in range(COLD_REQUESTS)
+        ]
+    for name, times in figures.items():
+        print(f"cold start: first {len(times)} /{name}: " + ", ".join(f"{t:.1f}" for t in times) + " ms")
+    return figures
 
 
 def worker_memory(master: int) -> list[dict[str, int]]:
@@ -733,14 +941,21 @@ def worker_memory(master: int) -> list[dict[str, int]]:
 
 def print_table(results: list[LoadResult]) -> None:
     print(
-        f"\n{'endpoint':<10}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'non-2xx':>9}  load"
+        f"\n{'endpoint':<10}{'conc':>5}{'cycle':>6}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'non-2xx':>9}{'k8s/req':>9}{'k8s CPU ms':>11}{'etcd ms':>9}  load"
     )
     for r in results:
         load = " ".join(f"{v:.1f}" for v in r.load_average)
+        cost = r.apiserver or {}
         print(
-            f"{'/' + r.endpoint:<10}{r.concurrency:>5}{r.throughput:>9.1f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
-            f"{r.p99_ms:>9.1f}{r.max_ms:>9.1f}{r.non_2xx + r.socket_errors:>9}  {load}"
+            f"{'/' + r.endpoint:<10}{r.concurrency:>5}{r.cycle or '-':>6}{r.throughput:>9.1f}{r.p50_ms:>9.1f}"
+            f"{r.p95_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}{r.non_2xx + r.socket_errors:>9}"
+            f"{cost.get('total_per_request', 0):>9.2f}{cost.get('apiserver_cpu_ms_per_request', 0):>11.2f}"
+            f"{cost.get('etcd_cpu_ms_per_request', 0):>9.2f}  {load}"
         )
+        if cost.get("requests_per_request"):
+            calls = ", ".join(f"{key} {value:g}" for key, value in cost["requests_per_request"].items())
+            print(f"{'':<15}apiserver calls per request: {calls}")
 
 
 def plot(results: list[LoadResult], path: Path, title: str) -> None:
@@ -750,8 +965,10 @@ def plot(results: list[LoadResult], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    # /prespawn's latency is drawn for its last cycle setting (re-spawns, when measured).
+    cycle = max((r.cycle for r in results if r.endpoint == "prespawn"), default=0)
     for ax, endpoint in zip(axes[:2], ("options", "prespawn"), strict=True):
-        runs = [r for r in results if r.endpoint == endpoint]
+        runs = [r for r in results if r.endpoint == endpoint and (endpoint != "prespawn" or r.cycle == cycle)]
         levels = [r.concurrency for r in runs]
         for key, label, style in (("p50_ms", "p50", "o-"), ("p95_ms", "p95", "s-"), ("p99_ms", "p99", "^-")):
             ax.plot(levels, [getattr(r, key) for r in runs], style, label=label)
@@ -763,13 +980,24 @@ def plot(results: list[LoadResult], path: Path, title: str) -> None:
         ax.set_xticks(levels, [str(c) for c in levels])
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("latency (ms)")
-        ax.set_title(f"POST /{endpoint} latency")
+        ax.set_title(
+            f"POST /{endpoint} latency" + (f", {cycle} users cycled" if endpoint == "prespawn" and cycle else "")
+        )
         ax.grid(True, alpha=0.3)
         ax.legend()
     ax = axes[2]
-    for endpoint, style in (("options", "o-"), ("prespawn", "s-")):
-        runs = [r for r in results if r.endpoint == endpoint]
-        ax.plot([r.concurrency for r in runs], [r.throughput for r in runs], style, label=f"/{endpoint}")
+    series = sorted({(r.endpoint, r.cycle) for r in results if r.endpoint in ("options", "prespawn")})
+    for endpoint, cycled in series:
+        runs = [r for r in results if r.endpoint == endpoint and r.cycle == cycled]
+        label = f"/{endpoint}" + (
+            f" ({cycled} users cycled)" if cycled else " (new servers)" if endpoint == "prespawn" else ""
+        )
+        ax.plot(
+            [r.concurrency for r in runs],
+            [r.throughput for r in runs],
+            "o-" if endpoint == "options" else "s-",
+            label=label,
+        )
     levels = sorted({r.concurrency for r in results})
     ax.set_xscale("log", base=2)
     ax.set_xticks(levels, [str(c) for c in levels])
@@ -797,6 +1025,16 @@ def main() -> None:
         "--baseline", action="store_true", help="also GET /healthz at 8 clients: the floor on this machine"
     )
     parser.add_argument("--profile", type=int, default=0, help="also cProfile this many /options in-process")
+    parser.add_argument(
+        "--profile-prespawn", type=int, default=0, help="also cProfile this many /prespawn re-spawns in-process"
+    )
+    parser.add_argument(
+        "--prespawn-cycle",
+        default="0",
+        help=f"comma-separated: 0 makes every /prespawn a new server; N (at most {USERS}) cycles N users, one server "
+        "each, so most calls re-spawn an unchanged server",
+    )
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the first-requests-after-restart figures")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--plot", type=Path, help="write the latency/throughput plot (PNG) here")
     parser.add_argument(
@@ -826,9 +1064,26 @@ def main() -> None:
         )
     for phase, took in in_process.phases_ms.items():
         print(f"  /prespawn step: {phase}: {took:.1f} ms")
+    for label, cost in (("new server", in_process.prespawn_apiserver), ("re-spawn", in_process.respawn_apiserver)):
+        if cost:
+            print(f"one in-process /prespawn, {label}: {describe_cost(ApiserverCost(**cost))}")
+    if in_process.respawn_inprocess_ms:
+        print(f"one in-process /prespawn re-spawn: {in_process.respawn_inprocess_ms:.1f} ms")
     if args.profile:
         profile_options(args, args.profile)
+    if args.profile_prespawn:
+        profile_prespawn(args, args.profile_prespawn)
 
+    endpoints = args.endpoints.split(",")
+    cycles = [int(c) for c in args.prespawn_cycle.split(",")]
+    if any(c > USERS for c in cycles):
+        sys.exit(f"--prespawn-cycle: at most {USERS} users exist")
+    cold_start: dict[str, list[float]] = {}
+    if not args.no_cold_start:
+        with gunicorn(args) as (_, url):
+            cold_start = measure_cold_start(args, url, endpoints)
+
+    meter = ApiserverMeter(args.kube_dir)
     results: list[LoadResult] = []
     with gunicorn(args) as (master, url):
         if args.baseline:
@@ -836,11 +1091,12 @@ def main() -> None:
             baseline = run_wrk(url, "healthz", 8, args.duration)
             results.append(baseline)
             print_table([baseline])
-        for endpoint in args.endpoints.split(","):
-            for concurrency in (int(c) for c in args.concurrency.split(",")):
-                result = run_wrk(url, endpoint, concurrency, args.duration)
-                results.append(result)
-                print_table([result])
+        for endpoint in endpoints:
+            for cycle in cycles if endpoint == "prespawn" else [0]:
+                for concurrency in (int(c) for c in args.concurrency.split(",")):
+                    result = run_wrk(url, endpoint, concurrency, args.duration, cycle=cycle, meter=meter)
+                    results.append(result)
+                    print_table([result])
         memory = worker_memory(master)
     print_table(results)
     sequential_ms = (
@@ -868,6 +1124,7 @@ def main() -> None:
                     "sync": sync_summary,
                     "in_process": asdict(in_process),
                     "sequential_estimate_ms": round(sequential_ms, 1),
+                    "cold_start_ms": cold_start,
                     "load": [asdict(r) for r in results],
                     "workers": memory,
                 },

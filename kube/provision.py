@@ -237,6 +237,33 @@ def read_config_sources(refs: Sequence[ObjectRef]) -> list[ConfigSource]:
     return run_all([partial(read_config_source, ref) for ref in refs])
 
 
+def read_object(ref: ObjectRef) -> dict[str, Any] | None:
+    """One object as stored now, or None when it does not exist.
+
+    A LIST by name rather than a GET, so the portal's role needs no more than "list"
+    (it has no "get" on Ingresses). With no resourceVersion it is a quorum read, and
+    the apiserver answers a name field selector with a single-key read, not a scan.
+    """
+    spec, api = _kind_api(ref.kind)
+    list_namespaced = getattr(api, f"list_namespaced_{spec.suffix}")
+    try:
+        body = _json(
+            list_namespaced(
+                ref.namespace,
+                field_selector=f"metadata.name={ref.name}",
+                _preload_content=False,
+                _request_timeout=request_timeout(),
+            )
+        )
+    except Exception as exc:
+        error = translate(exc, f"reading {ref.kind} {ref.namespace}/{ref.name}")
+        if isinstance(error, KubeNotFound):
+            return None
+        raise error from exc
+    items = body.get("items") or []
+    return dict(items[0]) if items else None
+
+
 def list_labelled(selector: str, kinds: Iterable[str] = KINDS) -> list[LabelledObject]:
     """Objects of the given kinds in every namespace matching a label selector; one call per kind."""
     listings = run_all([partial(list_kind, kind, selector) for kind in kinds])

@@ -14,12 +14,16 @@ config keeps working.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+
+from django.conf import settings
 
 from kube.client import KubeError, cluster_configured
 from kube.concurrent import run_all, run_all_pair, run_settled_pair, values
@@ -36,10 +40,12 @@ from kube.provision import (
     list_kind,
     read_config_source,
     read_config_sources,
+    read_object,
     ref_of,
 )
 from spawning import offers
 from spawning.labels import (
+    ANNOTATION_LAST_APPLIED,
     notebook_labels,
     object_metadata,
     owned_by,
@@ -52,6 +58,7 @@ from spawning.plan import SpawnPlan
 from spawning.replies import PrespawnReply, ReplyBuilder
 
 __all__ = [
+    "ANNOTATION_APPLIED_HASH",
     "DryRunResult",
     "ObjectRef",
     "ProvisionResult",
@@ -74,6 +81,8 @@ class ProvisionResult:
 
     reply: PrespawnReply
     objects: list[ObjectRef]
+    # Those of ``objects`` found exactly as this spawn would apply them, so not applied again.
+    unchanged: list[ObjectRef] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,92 @@ def _source_refs(plan: SpawnPlan) -> list[ObjectRef]:
     return [ref for kind in offers.KINDS for ref in kind.source_refs(plan)]
 
 
-def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> ProvisionResult:
+# What each object we apply carries: a digest of the manifest (all but the last-applied stamp), so a
+# later spawn can tell, from the object alone, whether applying the same choices again would change it.
+ANNOTATION_APPLIED_HASH = "optionsportal.io/applied-hash"
+
+
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
+    """A digest of what an apply of ``manifest`` sets, leaving out when it was applied.
+
+    It covers a Secret copy's data too; it is stored on that Secret itself, so whoever
+    can read the digest can read the data anyway.
+    """
+    metadata = manifest["metadata"]
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if key not in (ANNOTATION_LAST_APPLIED, ANNOTATION_APPLIED_HASH)
+    }
+    body = {**manifest, "metadata": {**metadata, "annotations": annotations}}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _with_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    metadata = manifest["metadata"]
+    annotations = {**(metadata.get("annotations") or {}), ANNOTATION_APPLIED_HASH: manifest_hash(manifest)}
+    return {**manifest, "metadata": {**metadata, "annotations": annotations}}
+
+
+def _contains(live: Any, wanted: Any) -> bool:
+    """Does the stored object hold every field we set, with our values? (It may hold more: defaults, others' fields.)"""
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(
+            key in live and _contains(live[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(wanted)
+            and all(_contains(have, want) for have, want in zip(live, wanted, strict=True))
+        )
+    return bool(live == wanted)
+
+
+def _applied_at(live: Mapping[str, Any]) -> datetime | None:
+    stamp = ((live.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_LAST_APPLIED, "")
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def unchanged(manifest: Mapping[str, Any], live: Mapping[str, Any] | None, *, now: datetime) -> bool:
+    """Would applying ``manifest`` (with its hash annotation) leave the stored object ``live`` as it is?
+
+    Three things must hold. The object carries the hash of this very manifest: so the
+    last apply set exactly these fields, and no field we set then and not now lingers
+    (server-side apply would remove it). Every field of the manifest is still there with
+    our value: someone else may have edited or dropped one since, which the annotation
+    alone would not show. And the last-applied stamp is recent: the sweep removes our
+    objects whose notebook pod is missing once that stamp is older than its grace
+    period, and this spawn's pod does not exist yet, so a stamp past half the grace
+    period is renewed by applying again.
+    """
+    if live is None:
+        return False
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(ANNOTATION_APPLIED_HASH) != manifest["metadata"]["annotations"][ANNOTATION_APPLIED_HASH]:
+        return False
+    applied_at = _applied_at(live)
+    if applied_at is None or (now - applied_at).total_seconds() > settings.SWEEP_GRACE_SECONDS / 2:
+        return False
+    metadata = manifest["metadata"]
+    wanted_annotations = {k: v for k, v in metadata["annotations"].items() if k != ANNOTATION_LAST_APPLIED}
+    # A listed item carries no kind or apiVersion; the name and namespace already matched.
+    wanted = {key: value for key, value in manifest.items() if key not in ("kind", "apiVersion", "metadata")}
+    wanted["metadata"] = {**metadata, "annotations": wanted_annotations}
+    return _contains(live, wanted)
+
+
+def _planned_refs(plan: SpawnPlan, source_refs: Sequence[ObjectRef]) -> list[ObjectRef]:
+    """Which objects the plan makes; names never depend on the copied files, so empty ones do here."""
+    placeholders = {ref: ConfigSource(ref=ref, data={}) for ref in source_refs}
+    return [ref_of(manifest) for manifest in plan_objects(plan, gaffer_sources=placeholders)]
+
+
+def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = (), recorded: bool = False) -> ProvisionResult:
     """Apply everything the plan needs; raise a KubeError (the view answers 503) if any apply fails.
 
     Round trips: the Gaffer files are read first only when they must be copied;
@@ -159,22 +253,42 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> Provisi
     caller holds the server's lock, so that record is complete), and a listing
     from the apiserver's watch cache (cheap, and it also finds objects no record
     names, such as those of a spawn recorded before a database restore).
+
+    ``recorded`` says ``previous`` is the whole story: the server's latest record is
+    the spawn that made them (or a /poststop that removed everything). Then nothing is
+    listed, and each planned object that record names is read first (by name, a quorum
+    read, in the same round trip as the Gaffer files): one found exactly as it would
+    be applied (see ``unchanged``) is not applied again. So a re-spawn with the same
+    choices and unchanged sources costs reads only, while an object deleted or edited
+    behind our back is applied again. Without a trustworthy record (a first spawn, or
+    one after a failure) every object is applied and the listing runs, as before.
     """
+    now = datetime.now(UTC)
     selector = owner_selector(plan.username, plan.server_name)
-    listings = [partial(list_kind, kind, selector, cached=True) for kind in KINDS]
+    listings = [] if recorded else [partial(list_kind, kind, selector, cached=True) for kind in KINDS]
 
     sources: dict[ObjectRef, ConfigSource] = {}
+    live: dict[ObjectRef, Mapping[str, Any] | None] = {}
     existing: list[LabelledObject] = []
     source_refs = _source_refs(plan)
-    if source_refs:
+    reads = [partial(read_config_source, ref) for ref in source_refs]
+    known = set(previous) if recorded else set()
+    checks = [ref for ref in _planned_refs(plan, source_refs) if ref in known] if known else []
+    if checks:
+        read, looked = run_settled_pair(reads, [partial(read_object, ref) for ref in checks])
+        sources = {source.ref: source for source in values(read)}
+        # An object that could not be read is applied, as if it were not there.
+        live = {ref: found for ref, found in zip(checks, looked, strict=True) if not isinstance(found, KubeError)}
+    elif reads:
         # The manifests need the files first; the listing rides along in the same round trip.
-        read, listed = run_all_pair([partial(read_config_source, ref) for ref in source_refs], listings)
-        sources = {source.ref: source for source in read}
+        read_sources, listed = run_all_pair(reads, listings)
+        sources = {source.ref: source for source in read_sources}
         existing = [found for per_kind in listed for found in per_kind]
         listings = []
 
-    manifests = plan_objects(plan, gaffer_sources=sources)
-    applies = [partial(apply_object, manifest) for manifest in manifests]
+    manifests = [_with_hash(manifest) for manifest in plan_objects(plan, gaffer_sources=sources, applied_at=now)]
+    kept = {ref_of(manifest) for manifest in manifests if unchanged(manifest, live.get(ref_of(manifest)), now=now)}
+    applies = [partial(apply_object, manifest) for manifest in manifests if ref_of(manifest) not in kept]
     applied, listed_later = run_settled_pair(applies, listings)
     try:
         values(applied)
@@ -186,7 +300,7 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = ()) -> Provisi
 
     refs = [ref_of(manifest) for manifest in manifests]
     _prune(plan, existing, keep=set(refs), previous=previous)
-    return ProvisionResult(reply=build_reply(plan), objects=refs)
+    return ProvisionResult(reply=build_reply(plan), objects=refs, unchanged=[ref for ref in refs if ref in kept])
 
 
 REDACTED = "(redacted)"

@@ -194,19 +194,55 @@ def _object_list(objects: list[Any]) -> list[dict[str, str]]:
     return [asdict(obj) for obj in objects]
 
 
-def _previous_objects(username: str, server_name: str) -> list[provisioning.ObjectRef]:
-    """What the last successful spawn of this server made, as recorded."""
-    last = (
-        SpawnRecord.objects.filter(username=username, server_name=server_name, result=SpawnRecord.Result.PROVISIONED)
+def _previous_objects(username: str, server_name: str) -> tuple[list[provisioning.ObjectRef], bool]:
+    """What the last successful spawn of this server made, as recorded, and whether that is the whole story.
+
+    It is when the server's latest record that changed the cluster is that spawn, or a
+    /poststop (which removed everything): then nothing since can have left objects no
+    record names. After a failed call (whose undo may itself have failed) it is not.
+    """
+    latest = (
+        SpawnRecord.objects.filter(username=username, server_name=server_name)
+        .exclude(result=SpawnRecord.Result.REFUSED)
         .order_by("-created_at", "-id")
-        .values_list("cluster_objects", flat=True)
+        .values_list("result", "cluster_objects")
         .first()
     )
+    if latest is None:
+        return [], False
+    result, objects = latest
+    if result == SpawnRecord.Result.STOPPED:
+        return [], True
+    if result != SpawnRecord.Result.PROVISIONED:
+        objects = (
+            SpawnRecord.objects.filter(
+                username=username, server_name=server_name, result=SpawnRecord.Result.PROVISIONED
+            )
+            .order_by("-created_at", "-id")
+            .values_list("cluster_objects", flat=True)
+            .first()
+        )
     refs = []
-    for item in last or []:
+    for item in objects or []:
         if isinstance(item, dict) and {"kind", "namespace", "name"} <= item.keys():
             refs.append(provisioning.ObjectRef(kind=item["kind"], namespace=item["namespace"], name=item["name"]))
-    return refs
+    return refs, result == SpawnRecord.Result.PROVISIONED
+
+
+def _remember(username: str, server_name: str, choices: dict[str, str], *, respawn: bool) -> None:
+    """Keep the choices for next time's preselection.
+
+    A server spawned before has its row already: one UPDATE, rather than the
+    savepoint, locking read and write of ``update_or_create``, which stays for the
+    first spawn (and for a row since deleted).
+    """
+    if respawn:
+        rows = RememberedChoices.objects.filter(username=username, server_name=server_name)
+        if rows.update(choices=choices, updated_at=timezone.now()):
+            return
+    RememberedChoices.objects.update_or_create(
+        username=username, server_name=server_name, defaults={"choices": choices}
+    )
 
 
 def prespawn_provision(
@@ -261,7 +297,8 @@ def prespawn_provision(
     try:
         # The lock covers the record too: the next spawn of this server prunes by it.
         with server_lock(username=username, server_name=server_name):
-            result = provisioning.provision(plan, previous=_previous_objects(username, server_name))
+            previous, recorded = _previous_objects(username, server_name)
+            result = provisioning.provision(plan, previous=previous, recorded=recorded)
             reply = prespawn_output(result.reply, reply_version=reply_version)
             record.cluster_objects = _object_list(result.objects)
             # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
@@ -275,9 +312,7 @@ def prespawn_provision(
         raise
 
     try:
-        RememberedChoices.objects.update_or_create(
-            username=username, server_name=server_name, defaults={"choices": validated.choices}
-        )
+        _remember(username, server_name, validated.choices, respawn=recorded)
     except DatabaseError as exc:
         # Only next time's preselection is lost; the notebook's objects are in place.
         logger.error("the choices of %s/%s could not be remembered: %s", username, server_name, exc)
