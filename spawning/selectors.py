@@ -118,6 +118,7 @@ def options_document(*, username: str, server_name: str, groups: list[str], defa
         json.dumps(state.remembered, sort_keys=True),
         state.freshness["last_synced_at"],
         state.freshness["stale"],
+        tuple(kind.volatile_key(snapshot) for kind in KINDS),
     )
     cacheable = state.generation is not None
     if cacheable and (hit := _REPLIES.get(key)) is not None:

@@ -18,8 +18,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from kubernetes import client as k8s
 
+from inventory.lifecycle import Lifecycle
 from inventory.models import ClusterNode, GuaranteePolicy, MachineType, PodRequest
 from inventory.sync import sync_full_round
+from spawning.models import RememberedChoices
 from spawning.offers.machine_type import count_field, forget_node_capacities
 from spawning.selectors import options_data
 from tests import test_compute_cluster
@@ -453,3 +455,36 @@ def test_a_gpu_spawn_replies_with_placement_and_extended_resources(
     assert original.status_code == 200, original.content
     assert "kubespawner_override" not in original.json()
     assert_matches_schema(schema, "/prespawn", original)
+
+
+def test_a_retired_machine_type_moves_remembered_choices_and_is_refused_naming_its_successor(inventory) -> None:
+    new = MachineType.objects.create(slug="cpu-v2", display_name="CPU v2", node_selector={"pool": "cpu"})
+    old = MachineType.objects.create(
+        slug="cpu-v1",
+        display_name="CPU v1",
+        node_selector={"pool": "cpu"},
+        lifecycle=Lifecycle.RETIRED,
+        lifecycle_message="The old pool is being drained.",
+        successor=new,
+    )
+    MachineType.objects.create(
+        slug="big",
+        display_name="Big",
+        description="Large memory.",
+        lifecycle=Lifecycle.DEPRECATED,
+        lifecycle_message="Use CPU v2 with more memory.",
+    )
+    RememberedChoices.objects.create(username="alice", server_name="", choices={"machine_type": old.slug})
+
+    data = _options()
+    offered = {t["id"]: t for t in data["machine_types"]}
+    assert sorted(offered) == ["big", "cpu-v2"]
+    assert offered["big"]["description"] == "Deprecated: Use CPU v2 with more memory. Large memory."
+    assert data["selected"]["machine_type"] == "cpu-v2"
+    assert [(n["field"], n["old"], n["new"]) for n in data["notices"]] == [("machine_type", "cpu-v1", "cpu-v2")]
+
+    refused = _refusals(_dry_run(machine_type="cpu-v1"))
+    assert refused == {"machine_type": ["The machine type 'cpu-v1' is retired; use 'cpu-v2' instead."]}
+    # The successor is judged on its own terms (here: no node of it is in the inventory), never as retired.
+    successor = _refusals(_dry_run(machine_type="cpu-v2"))
+    assert not any("retired" in reason for reasons in successor.values() for reason in reasons)

@@ -26,7 +26,7 @@ everything else iterates over it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -206,6 +206,15 @@ class OfferedKind:
     def output_fields(self) -> dict[str, Out]:
         """Reply key → how what ``offer`` puts under that key is serialized."""
         return {}
+
+    def volatile_key(self, snapshot: Any) -> Hashable:
+        """What ``offer`` reads apart from the snapshot (capacity, quota use), as part of the reply cache's key.
+
+        None when it reads nothing else. /options keeps a reply while its key is
+        unchanged (spawning/reply_cache.py), so a kind that shows figures changing
+        without the inventory generation must name here what they were read at.
+        """
+        return None
 
     def offer(self, ctx: OfferContext) -> None:
         """Put what this user is offered into ``ctx.offered``."""

@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +48,7 @@ from inventory.capacity import (
     quota_refusals,
 )
 from inventory.models import GuaranteePolicy, MachineType, Profile
+from spawning import lifecycle
 from spawning.access import Bound, UserAccess, preset_fits
 from spawning.offers.base import OfferContext, OfferedKind, Out, Validation, plain
 from spawning.offers.items import ItemSerializer, pick_item, text
@@ -74,14 +75,19 @@ _capacity: tuple[float, tuple[NodeCapacity, ...]] | None = None
 
 def recent_node_capacities() -> tuple[NodeCapacity, ...]:
     """The nodes' capacity, at most CAPACITY_MAX_AGE_SECONDS old: two queries when older, else none."""
+    return _recent_capacity()[1]
+
+
+def _recent_capacity() -> tuple[float, tuple[NodeCapacity, ...]]:
+    """When the kept capacity was read, and what it is."""
     global _capacity
     kept = _capacity
     if kept is not None and time.monotonic() - kept[0] < CAPACITY_MAX_AGE_SECONDS:
-        return kept[1]
-    nodes = node_capacities()
+        return kept
+    fresh = (time.monotonic(), node_capacities())
     with _capacity_lock:
-        _capacity = (time.monotonic(), nodes)
-    return nodes
+        _capacity = fresh
+    return fresh
 
 
 def forget_node_capacities() -> None:
@@ -108,6 +114,8 @@ class MachineTypes:
     profile_types: Mapping[int, frozenset[int]]
     # Namespaces with a ResourceQuota or LimitRange (the sync changes the generation when this set does).
     limited_namespaces: frozenset[str]
+    # Retired machine types (slug) → the one that replaces them (spawning/lifecycle.py).
+    retired: Mapping[str, lifecycle.Retired] = field(default_factory=dict)
 
 
 def may_use_machine_type(access: UserAccess, machine_type: MachineType) -> bool:
@@ -390,7 +398,9 @@ def machine_type_item(
     return MachineTypeItem(
         id=machine_type.slug,
         label=machine_type.display_name,
-        description=machine_type.description,
+        description=" ".join(
+            text for text in (lifecycle.deprecation_notice(machine_type), machine_type.description) if text
+        ),
         profiles=profiles,
         cpu=Range(min=float(bounds["cpu"].min), max=float(bounds["cpu"].max)),
         mem=Range(min=int(bounds["mem"].min), max=int(bounds["mem"].max)),
@@ -441,7 +451,8 @@ class MachineTypeKind(OfferedKind):
     choice_fields = (FIELD,)
 
     def load(self) -> MachineTypes:
-        types = tuple(MachineType.objects.filter(enabled=True))
+        enabled = tuple(MachineType.objects.filter(enabled=True))
+        types = tuple(t for t in enabled if lifecycle.offered(t))
         profile_types: dict[int, set[int]] = {}
         if types:
             through = Profile.machine_types.through
@@ -452,13 +463,26 @@ class MachineTypeKind(OfferedKind):
             by_slug={t.slug: t for t in types},
             profile_types={pk: frozenset(type_ids) for pk, type_ids in profile_types.items()},
             limited_namespaces=limited_namespaces(),
+            retired=lifecycle.retired_choices(
+                enabled, what="machine type", key=lambda t: t.slug, label=lambda t: t.display_name
+            ),
         )
+
+    def successors(self, ctx: OfferContext) -> dict[str, Mapping[str, lifecycle.Retired]]:
+        return {FIELD: ctx.snapshot.kinds[self.name].retired}
 
     def output_fields(self) -> dict[str, Out]:
         return {
             "machine_types": Out(MachineTypeOut, optional=True),
             "namespace_quotas": Out(NamespaceQuotaOut, optional=True),
         }
+
+    def volatile_key(self, snapshot: Any) -> Hashable:
+        # Free capacity and quota use change without the generation: a kept reply lives
+        # as long as the capacity it showed (CAPACITY_MAX_AGE_SECONDS), its quota figures
+        # read in the same request.
+        loaded: MachineTypes = snapshot.kinds[self.name]
+        return _recent_capacity()[0] if loaded.types else None
 
     def offer(self, ctx: OfferContext) -> None:
         from spawning.offers.namespace import allowed_namespaces
@@ -567,6 +591,8 @@ class MachineTypeKind(OfferedKind):
         if not slug:
             if restricted and v.profile is not None:
                 v.refuse(FIELD, f"The profile '{v.profile.slug}' runs only on some machine types: choose one.")
+            return
+        if lifecycle.refuse_retired(v, FIELD, slug, loaded.retired):
             return
         machine_type = loaded.by_slug.get(slug)
         if machine_type is None:
