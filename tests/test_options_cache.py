@@ -176,3 +176,24 @@ def test_warm_up_leaves_a_current_snapshot_and_keeps_no_reply(inventory) -> None
     assert response.status_code == 200
     # The snapshot was there already: the state query, nothing of the inventory.
     assert len(captured.captured_queries) == 1
+
+
+@pytest.mark.django_db
+def test_a_kept_reply_lives_as_long_as_the_capacity_it_shows(inventory) -> None:
+    from inventory.models import ClusterNode, MachineType
+    from spawning.offers.machine_type import forget_node_capacities
+
+    MachineType.objects.create(slug="cpu", display_name="CPU", node_selector={"pool": "cpu"})
+    node = ClusterNode.objects.create(
+        name="cpu-1", ready=True, labels={"pool": "cpu"}, allocatable={"cpu": 8000, "memory": 32 * 2**30, "pods": 110}
+    )
+    forget_node_capacities()
+    before = _json(_post()[1])["machine_types"][0]
+    assert before["nodes"] == 1
+    # A node going is capacity, not inventory: the generation stays, the key's capacity read does not.
+    node.ready = False
+    node.save()
+    forget_node_capacities()  # as two seconds passing would
+    after = _json(_post()[1])["machine_types"][0]
+    assert after["nodes"] == 0
+    assert _post()[1] == _fresh()
