@@ -124,13 +124,12 @@ def options_document(*, username: str, server_name: str, groups: list[str], defa
     if cacheable and (hit := _REPLIES.get(key)) is not None:
         return hit
     data = options_output(
-        _options_reply(
-            state,
-            snapshot,
+        options_reply(
             username=username,
             server_name=server_name,
             groups=groups,
             default_namespace=default_namespace,
+            read=(state, snapshot),
         )
     )
     data["html"] = render_options_form(data)
@@ -158,34 +157,25 @@ def options_data(*, username: str, server_name: str, groups: list[str], default_
     return options_output(reply)
 
 
-def options_reply(*, username: str, server_name: str, groups: list[str], default_namespace: str) -> OptionsData:
-    """Everything the spawn form offers this user; a fixed number of queries whatever the inventory size.
-
-    What does not depend on the user comes from the per-process inventory snapshot
-    (one query while the inventory is unchanged); each offered kind applies the
-    access rules with the predicates /prespawn uses.
-    """
-    state = request_state(username=username, server_name=server_name)
-    snapshot = inventory_snapshot(generation=state.generation)
-    return _options_reply(
-        state,
-        snapshot,
-        username=username,
-        server_name=server_name,
-        groups=groups,
-        default_namespace=default_namespace,
-    )
-
-
-def _options_reply(
-    state: RequestState,
-    snapshot: InventorySnapshot,
+def options_reply(
     *,
     username: str,
     server_name: str,
     groups: list[str],
     default_namespace: str,
+    read: tuple[RequestState, InventorySnapshot] | None = None,
 ) -> OptionsData:
+    """Everything the spawn form offers this user; a fixed number of queries whatever the inventory size.
+
+    What does not depend on the user comes from the per-process inventory snapshot
+    (one query while the inventory is unchanged); each offered kind applies the
+    access rules with the predicates /prespawn uses. ``read``: the request's state and
+    snapshot, when the caller has read them already.
+    """
+    if read is None:
+        state = request_state(username=username, server_name=server_name)
+        read = (state, inventory_snapshot(generation=state.generation))
+    state, snapshot = read
     access = snapshot.rules.for_user(username=username, groups=groups)
     ctx = OfferContext(
         snapshot=snapshot,
@@ -234,11 +224,7 @@ def warm_up() -> None:
 
     started = time.monotonic()
     try:
-        state = request_state(username="", server_name="")
-        snapshot = inventory_snapshot(generation=state.generation)
-        data = options_output(
-            _options_reply(state, snapshot, username="", server_name="", groups=[], default_namespace="")
-        )
+        data = options_output(options_reply(username="", server_name="", groups=[], default_namespace=""))
         render_options_form(data)
     except DatabaseError as exc:
         logger.warning("warm-up skipped, the database is unavailable: %s", exc)
