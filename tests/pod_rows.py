@@ -20,3 +20,9 @@ def store_pod(key: str, node_name: str, requests: Mapping[str, int]) -> None:
 def remove_pod(key: str) -> None:
     """The pod ended: its rows go and its node's sums drop, as on a DELETED event."""
     reconcile(target=_PODS, desired={}, keys={key}, now=timezone.now(), outcome=Outcome())
+
+
+def store_pods(pods: Mapping[str, tuple[str, Mapping[str, int]]]) -> None:
+    """Many pods at once (key → node, requests), as one batch of watch events leaves them."""
+    desired = {key: {"node_name": node, "requests": dict(requests)} for key, (node, requests) in pods.items()}
+    reconcile(target=_PODS, desired=desired, keys=set(desired), now=timezone.now(), outcome=Outcome())

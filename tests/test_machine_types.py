@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from kubernetes import client as k8s
 
 from inventory.lifecycle import Lifecycle
-from inventory.models import ClusterNode, GuaranteePolicy, MachineType, PodRequest
+from inventory.models import ClusterNode, GuaranteePolicy, MachineType
 from inventory.sync import sync_full_round
 from spawning.models import RememberedChoices
 from spawning.offers.machine_type import count_field, forget_node_capacities
@@ -36,6 +36,7 @@ from tests.hubapi import (
     our_objects,
     prespawn_body,
 )
+from tests.pod_rows import store_pods
 from tests.test_api_schema import _schema, assert_matches_schema
 from tests.test_compute_cluster import _pod, _wait_for
 from tests.test_sync_loop import RunningLoop
@@ -180,11 +181,12 @@ def _nodes(count: int, *, start: int, pool: str = "gpu") -> None:
         )
         for i in range(start, start + count)
     )
-    PodRequest.objects.bulk_create(
-        PodRequest(pod=f"ns:pod-{i}-{j}", node_name=f"node-{i}", resource=resource, amount=amount)
-        for i in range(start, start + count)
-        for j in range(4)
-        for resource, amount in (("cpu", 500), ("memory", 2**30 * 1000), ("pods", 1000), (GPU, 1000))
+    store_pods(
+        {
+            f"ns:pod-{i}-{j}": (f"node-{i}", {"cpu": 500, "memory": 2**30 * 1000, "pods": 1000, GPU: 1000})
+            for i in range(start, start + count)
+            for j in range(4)
+        }
     )
 
 
