@@ -136,18 +136,19 @@ def test_running_notebooks_follow_pods_created_and_deleted(
         _wait_for(lambda: _by(namespace, "profile") == {}, timeout=5)
         assert running.loop.state.list_versions == full_rounds, "a full round ran: the figures did not come by watch"
         core_v1.delete_namespaced_pod("worker", namespace, grace_period_seconds=0, _preload_content=False)
-        # Notebook rows are capacity, not offers: writing them leaves the spawn form's generation alone.
-        # (Asserted on the rows' own writes: other tests' namespaces, deleted meanwhile, move it.)
-        before = InventoryGeneration.objects.values_list("number", flat=True).first()
-        reconcile(
-            target=next(target for target in TARGETS if target.model is NotebookPod),
-            desired={},
-            keys=None,
-            now=timezone.now(),
-            outcome=Outcome(),
-        )
-        assert NotebookPod not in watched_models()
-        assert InventoryGeneration.objects.values_list("number", flat=True).first() == before
+    # Notebook rows are capacity, not offers: writing them leaves the spawn form's generation alone.
+    # Asserted on the rows' own writes once the loop has stopped: its watches of other tests'
+    # namespaces, and of the quotas and limit ranges in them, being deleted meanwhile, move it.
+    before = InventoryGeneration.objects.values_list("number", flat=True).first()
+    reconcile(
+        target=next(target for target in TARGETS if target.model is NotebookPod),
+        desired={},
+        keys=None,
+        now=timezone.now(),
+        outcome=Outcome(),
+    )
+    assert NotebookPod not in watched_models()
+    assert InventoryGeneration.objects.values_list("number", flat=True).first() == before
 
 
 def test_a_full_round_keeps_only_notebook_pods_and_removes_ended_ones(
