@@ -17,8 +17,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from inventory.models import GuaranteePolicy, MachineType, Profile, ProfileOption
+from inventory.models import ClusterNode, GuaranteePolicy, MachineType, Profile, ProfileOption
 from spawning.models import SpawnRecord
+from spawning.offers.machine_type import count_field, forget_node_capacities
 from tests.hubapi import TOKEN, hub_client, identity, make_preset, offer_namespace, our_objects, prespawn_body
 from tests.test_api_schema import _schema, assert_matches_schema
 
@@ -29,6 +30,7 @@ FIELD = "profile_option_gpu-t4__image"
 UNLISTED = "profile_option_gpu-t4__image__unlisted"
 PYTORCH = "quay.io/jupyter/pytorch-notebook:cuda12-2024-05-27"
 TENSORFLOW = "quay.io/jupyter/tensorflow-notebook:cuda-2024-05-27"
+GPU = "nvidia.com/gpu"
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +48,26 @@ def run_import() -> str:
 def imported() -> str:
     output = run_import()
     make_preset("small", default=True)
+    # A T4 node as the sync stores it (labels, taints, allocatable in milli-units), so the
+    # imported GPU machine type has somewhere to run.
+    ClusterNode.objects.create(
+        name="gke-t4-1",
+        labels={"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
+        taints=[{"key": GPU, "value": "present", "effect": "NoSchedule"}],
+        allocatable={"cpu": 8000, "memory": 32 * 2**30 * 1000, "pods": 110_000, GPU: 1000},
+        ready=True,
+    )
+    forget_node_capacities()
     return output
+
+
+def gpu_body(namespace: str, **options: str) -> dict[str, Any]:
+    """A /prespawn of the GPU profile on its machine type with one GPU, reply version 2."""
+    body = prespawn_body(
+        profile="gpu-t4", namespace=namespace, machine_type="gpu-t4", **{count_field(GPU): "1"}, **options
+    )
+    body["reply_version"] = 2
+    return body
 
 
 def test_the_import_makes_machine_types_and_profile_options(imported: str) -> None:
@@ -121,6 +142,10 @@ def test_the_form_offers_the_chosen_profiles_options_escaped(imported: str) -> N
     ]
     assert data["selected"][FIELD] == "pytorch"
     assert data["selected"][UNLISTED] == ""
+    # The profile's compute traits became its machine type, offered with what is free now.
+    (machine_type,) = [t for t in data["machine_types"] if t["id"] == "gpu-t4"]
+    assert machine_type["profiles"] == ["gpu-t4"]
+    assert machine_type["free_summary"].startswith("1 of 1 GPU free")
 
     html = data["html"]
     assert "GPU &lt;T4&gt;" in html and "GPU <T4>" not in html
@@ -146,9 +171,7 @@ def test_a_refused_option_is_a_400_naming_the_field(
     imported: str, options: dict[str, str], field: str, reason: str
 ) -> None:
     offer_namespace("user-alice")
-    body = prespawn_body(profile="gpu-t4", namespace="user-alice", **options)
-    body["reply_version"] = 2
-    response = hub_client().post("/prespawn", body, format="json")
+    response = hub_client().post("/prespawn", gpu_body("user-alice", **options), format="json")
     assert response.status_code == 400, response.content
     assert_matches_schema(_schema(), "/prespawn", response)
     fields = response.json()["fields"]
@@ -191,14 +214,21 @@ def test_the_prespawn_reply_carries_the_chosen_options_overrides(
     kube: Any, core_v1: Any, namespace: str, imported: str, options: dict[str, str], image: str, labels: dict[str, str]
 ) -> None:
     offer_namespace(namespace)
-    body = prespawn_body(profile="gpu-t4", namespace=namespace, **options)
-    body["reply_version"] = 2
+    body = gpu_body(namespace, **options)
     response = hub_client().post("/prespawn", body, format="json")
     assert response.status_code == 200, response.content
     assert_matches_schema(_schema(), "/prespawn", response)
     reply = response.json()
     assert reply["image"] == image
-    assert reply["kubespawner_override"] == {"default_url": "/lab", "extra_labels": labels}
+    override = reply["kubespawner_override"]
+    assert {key: override[key] for key in ("default_url", "extra_labels")} == {
+        "default_url": "/lab",
+        "extra_labels": labels,
+    }
+    # Placement and the GPU from the machine type the profile's compute traits became.
+    assert override["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert override["tolerations"] == [{"key": GPU, "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
+    assert override["extra_resource_limits"] == override["extra_resource_guarantees"] == {GPU: "1"}
     assert reply["namespace"] == namespace
     # Remembered for the next form of this server, and the objects of the spawn are in the cluster.
     record = SpawnRecord.objects.latest("id")
