@@ -19,6 +19,16 @@ from spawning.labels import ANNOTATION_LAST_APPLIED
 from spawning.models import SpawnRecord
 from spawning.provisioning import ANNOTATION_APPLIED_HASH, ObjectRef, ProvisionResult, provision
 from spawning.services import _previous_objects
+from tests.hubapi import (
+    TOKEN,
+    hub_client,
+    make_graph,
+    make_hdfs,
+    make_preset,
+    make_profile,
+    offer_namespace,
+    prespawn_body,
+)
 from tests.plans import create_graph, full_plan
 
 _APPLIES = re.compile(r'^apiserver_request_total\{([^}]*verb="APPLY"[^}]*)\} ([0-9.e+]+)$', re.M)
@@ -224,3 +234,45 @@ def test_after_a_poststop_nothing_is_left_and_no_spawn_at_all_is_not_trusted() -
     _record(SpawnRecord.Result.STOPPED, [HADOOP])
 
     assert _previous_objects("alice", "lab") == ([], True)
+
+
+# --- Through the hub API -------------------------------------------------------------------------
+
+
+@pytest.mark.kube
+@pytest.mark.django_db
+def test_a_hub_respawning_the_same_server_makes_no_applies(kube, core_v1, networking, make_namespace, settings) -> None:
+    settings.OPTIONS_PORTAL_HUB_TOKEN = TOKEN
+    notebooks, graphs = make_namespace(), make_namespace()
+    create_graph(core_v1, graphs)
+    offer_namespace(notebooks)
+    make_profile("full", enable_hdfs=True, enable_gaffer=True, enable_spark=True)
+    make_preset("small", default=True)
+    make_hdfs(notebooks, "hdfs")
+    make_graph(graphs, "graph")
+    body = prespawn_body(
+        profile="full",
+        namespace=notebooks,
+        server_name="lab",
+        hdfs=f"{notebooks}:hdfs",
+        gaffer_graph=f"{graphs}:graph",
+        spark_cpu="1",
+    )
+    client = hub_client()
+    first = client.post("/prespawn", body, format="json")
+    assert first.status_code == 200, first.content
+    made = SpawnRecord.objects.get(server_name="lab", result=SpawnRecord.Result.PROVISIONED).cluster_objects
+    refs = [ObjectRef(**item) for item in made]
+    # The Hadoop and Spark configs, the graph's three files copied in, and the Spark driver Service.
+    assert len(refs) == 6
+    versions = {ref: _stored(core_v1, networking, ref).metadata.resource_version for ref in refs}
+    applies = applies_so_far(kube)
+
+    again = client.post("/prespawn", body, format="json")
+
+    assert again.status_code == 200, again.content
+    assert again.json() == first.json()
+    assert applies_so_far(kube) == applies
+    assert {ref: _stored(core_v1, networking, ref).metadata.resource_version for ref in refs} == versions
+    latest = SpawnRecord.objects.filter(server_name="lab").latest("created_at", "id")
+    assert latest.result == SpawnRecord.Result.PROVISIONED and latest.cluster_objects == made
