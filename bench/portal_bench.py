@@ -797,6 +797,31 @@ class LoadResult:
     apiserver: dict[str, Any] = field(default_factory=dict)
 
 
+def _spawn_records() -> int:
+    from django.db.models import Max
+
+    from spawning.models import SpawnRecord
+
+    return int(SpawnRecord.objects.aggregate(last=Max("id"))["last"] or 0)
+
+
+def _settled_spawn_records() -> int:
+    """The last spawn record's id once no more are being written (the workers have caught up)."""
+    last = _spawn_records()
+    while True:
+        time.sleep(1)
+        now = _spawn_records()
+        if now == last:
+            return now
+        last = now
+
+
+def prime_cycle(url: str, cycle: int) -> None:
+    """Spawn each cycled server once, so the cycled runs measure re-spawns from their first request."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda index: _timed_post(url, "/prespawn", prespawn_body(index, "cycle")), range(cycle)))
+
+
 def run_wrk(
     url: str,
     endpoint: str,
@@ -807,6 +832,12 @@ def run_wrk(
     cycle: int = 0,
     meter: ApiserverMeter | None = None,
 ) -> LoadResult:
+    """One wrk run; with ``meter``, what the apiserver did for it, per request the portal handled.
+
+    For /prespawn that count is the spawn records written, once the workers have finished the
+    requests still in flight when wrk stopped (their apiserver calls are in the counters too),
+    rather than wrk's count of replies received, which leaves those out.
+    """
     script = Path(tempfile.mkstemp(prefix=f"bench-{endpoint}-", suffix=".lua")[1])
     script.write_text(
         WRK_SCRIPT
@@ -828,6 +859,7 @@ def run_wrk(
             capture_output=True,
             check=False,
         )
+    spawns_before = _spawn_records() if meter and endpoint == "prespawn" else 0
     before = meter.read() if meter else None
     # One wrk thread: it is event-driven, and the server needs the two cores more.
     command = [
@@ -844,6 +876,9 @@ def run_wrk(
         run_id,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    handled = 0
+    if meter and endpoint == "prespawn":
+        handled = _settled_spawn_records() - spawns_before
     after = meter.read() if meter else None
     script.unlink()
     match = re.search(r"^RESULT (.*)$", done.stdout, re.M)
@@ -851,7 +886,7 @@ def run_wrk(
         sys.exit(f"wrk failed:\n{done.stdout}{done.stderr}")
     requests, micros, p50, p95, p99, worst, non_2xx, socket_errors, mean = (float(v) for v in match.group(1).split())
     seconds = micros / 1e6
-    cost = asdict(apiserver_cost(before, after, int(requests))) if before and after else {}
+    cost = asdict(apiserver_cost(before, after, handled or int(requests))) if before and after else {}
     return LoadResult(
         endpoint=endpoint,
         concurrency=concurrency,
@@ -1093,6 +1128,8 @@ def main() -> None:
             print_table([baseline])
         for endpoint in endpoints:
             for cycle in cycles if endpoint == "prespawn" else [0]:
+                if cycle:
+                    prime_cycle(url, cycle)
                 for concurrency in (int(c) for c in args.concurrency.split(",")):
                     result = run_wrk(url, endpoint, concurrency, args.duration, cycle=cycle, meter=meter)
                     results.append(result)

@@ -260,8 +260,10 @@ def provision(plan: SpawnPlan, *, previous: Sequence[ObjectRef] = (), recorded: 
     read, in the same round trip as the Gaffer files): one found exactly as it would
     be applied (see ``unchanged``) is not applied again. So a re-spawn with the same
     choices and unchanged sources costs reads only, while an object deleted or edited
-    behind our back is applied again. Without a trustworthy record (a first spawn, or
-    one after a failure) every object is applied and the listing runs, as before.
+    behind our back is applied again. A server never spawned before is ``recorded``
+    with nothing ``previous``: nothing to read, list or prune. Without a trustworthy
+    record (one after a failure, or whose records were pruned by age) every object is
+    applied and the listing runs, as before.
     """
     now = datetime.now(UTC)
     selector = owner_selector(plan.username, plan.server_name)

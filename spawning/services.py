@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from inventory.models import GafferGraph
@@ -194,12 +195,23 @@ def _object_list(objects: list[Any]) -> list[dict[str, str]]:
     return [asdict(obj) for obj in objects]
 
 
-def _previous_objects(username: str, server_name: str) -> tuple[list[provisioning.ObjectRef], bool]:
+class History(StrEnum):
+    """What the database says about earlier spawns of a server, as far as cleanup is concerned."""
+
+    NEVER = "never"  # no record and no remembered choices: never spawned from this database
+    TRUSTED = "trusted"  # the latest record names everything of ours there is
+    UNTRUSTED = "untrusted"  # something since may have left objects no record names
+
+
+def _previous_objects(username: str, server_name: str) -> tuple[list[provisioning.ObjectRef], History]:
     """What the last successful spawn of this server made, as recorded, and whether that is the whole story.
 
     It is when the server's latest record that changed the cluster is that spawn, or a
     /poststop (which removed everything): then nothing since can have left objects no
     record names. After a failed call (whose undo may itself have failed) it is not.
+    With no record at all, the remembered choices tell a server never spawned here
+    (nothing of ours can exist) from one whose records were pruned by age while its
+    objects may live on; the choices are kept when records are pruned.
     """
     latest = (
         SpawnRecord.objects.filter(username=username, server_name=server_name)
@@ -209,10 +221,11 @@ def _previous_objects(username: str, server_name: str) -> tuple[list[provisionin
         .first()
     )
     if latest is None:
-        return [], False
+        remembered = RememberedChoices.objects.filter(username=username, server_name=server_name).exists()
+        return [], History.UNTRUSTED if remembered else History.NEVER
     result, objects = latest
     if result == SpawnRecord.Result.STOPPED:
-        return [], True
+        return [], History.TRUSTED
     if result != SpawnRecord.Result.PROVISIONED:
         objects = (
             SpawnRecord.objects.filter(
@@ -226,20 +239,27 @@ def _previous_objects(username: str, server_name: str) -> tuple[list[provisionin
     for item in objects or []:
         if isinstance(item, dict) and {"kind", "namespace", "name"} <= item.keys():
             refs.append(provisioning.ObjectRef(kind=item["kind"], namespace=item["namespace"], name=item["name"]))
-    return refs, result == SpawnRecord.Result.PROVISIONED
+    return refs, History.TRUSTED if result == SpawnRecord.Result.PROVISIONED else History.UNTRUSTED
 
 
-def _remember(username: str, server_name: str, choices: dict[str, str], *, respawn: bool) -> None:
+def _remember(username: str, server_name: str, choices: dict[str, str], *, history: History) -> None:
     """Keep the choices for next time's preselection.
 
     A server spawned before has its row already: one UPDATE, rather than the
-    savepoint, locking read and write of ``update_or_create``, which stays for the
-    first spawn (and for a row since deleted).
+    savepoint, locking read and write of ``update_or_create``. One never spawned has
+    none: one INSERT. ``update_or_create`` stays for whatever else (a row deleted
+    since, or made by a call that raced this one).
     """
-    if respawn:
-        rows = RememberedChoices.objects.filter(username=username, server_name=server_name)
-        if rows.update(choices=choices, updated_at=timezone.now()):
+    rows = RememberedChoices.objects.filter(username=username, server_name=server_name)
+    if history == History.TRUSTED and rows.update(choices=choices, updated_at=timezone.now()):
+        return
+    if history == History.NEVER:
+        try:
+            with transaction.atomic():
+                RememberedChoices.objects.create(username=username, server_name=server_name, choices=choices)
             return
+        except IntegrityError:
+            pass
     RememberedChoices.objects.update_or_create(
         username=username, server_name=server_name, defaults={"choices": choices}
     )
@@ -297,8 +317,9 @@ def prespawn_provision(
     try:
         # The lock covers the record too: the next spawn of this server prunes by it.
         with server_lock(username=username, server_name=server_name):
-            previous, recorded = _previous_objects(username, server_name)
-            result = provisioning.provision(plan, previous=previous, recorded=recorded)
+            previous, history = _previous_objects(username, server_name)
+            # A server never spawned here has nothing of ours to find: no listing either.
+            result = provisioning.provision(plan, previous=previous, recorded=history != History.UNTRUSTED)
             reply = prespawn_output(result.reply, reply_version=reply_version)
             record.cluster_objects = _object_list(result.objects)
             # Through JSON once: the reply may hold Decimals, which a JSONField cannot store as they are.
@@ -312,7 +333,7 @@ def prespawn_provision(
         raise
 
     try:
-        _remember(username, server_name, validated.choices, respawn=recorded)
+        _remember(username, server_name, validated.choices, history=history)
     except DatabaseError as exc:
         # Only next time's preselection is lost; the notebook's objects are in place.
         logger.error("the choices of %s/%s could not be remembered: %s", username, server_name, exc)

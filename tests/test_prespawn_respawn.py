@@ -16,16 +16,34 @@ import requests
 from kubernetes import client as k8s
 
 from spawning.labels import ANNOTATION_LAST_APPLIED
-from spawning.models import SpawnRecord
+from spawning.models import RememberedChoices, SpawnRecord
 from spawning.provisioning import ANNOTATION_APPLIED_HASH, ObjectRef, ProvisionResult, provision
-from spawning.services import _previous_objects
+from spawning.services import History, _previous_objects
+from tests.hubapi import (
+    TOKEN,
+    hub_client,
+    make_graph,
+    make_hdfs,
+    make_preset,
+    make_profile,
+    offer_namespace,
+    prespawn_body,
+)
 from tests.plans import create_graph, full_plan
 
-_APPLIES = re.compile(r'^apiserver_request_total\{([^}]*verb="APPLY"[^}]*)\} ([0-9.e+]+)$', re.M)
+_REQUESTS = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
 
 
 def applies_so_far(cluster) -> float:
     """Every server-side apply the apiserver has answered since it started."""
+    return _requests_so_far(cluster, 'verb="APPLY"', 'dry_run=""')
+
+
+def cluster_wide_lists_so_far(cluster) -> float:
+    return _requests_so_far(cluster, 'verb="LIST"', 'scope="cluster"')
+
+
+def _requests_so_far(cluster, *labels: str) -> float:
     reply = requests.get(
         f"{cluster.server}/metrics",
         headers={"Authorization": f"Bearer {cluster.token}"},
@@ -33,7 +51,7 @@ def applies_so_far(cluster) -> float:
         timeout=10,
     )
     reply.raise_for_status()
-    return sum(float(value) for labels, value in _APPLIES.findall(reply.text) if 'dry_run=""' in labels)
+    return sum(float(value) for found, value in _REQUESTS.findall(reply.text) if all(x in found for x in labels))
 
 
 @pytest.fixture
@@ -203,9 +221,9 @@ def test_the_latest_provisioned_record_is_trusted_and_a_refusal_does_not_count()
     _record(SpawnRecord.Result.REFUSED)
     _record(SpawnRecord.Result.PROVISIONED, [HADOOP], server_name="other")
 
-    refs, recorded = _previous_objects("alice", "lab")
+    refs, history = _previous_objects("alice", "lab")
 
-    assert recorded is True
+    assert history == History.TRUSTED
     assert refs == [ObjectRef(**HADOOP), ObjectRef(**SPARK)]
 
 
@@ -214,13 +232,68 @@ def test_after_a_failure_the_record_names_what_to_prune_but_is_not_trusted() -> 
     _record(SpawnRecord.Result.PROVISIONED, [HADOOP, SPARK])
     _record(SpawnRecord.Result.FAILED)
 
-    assert _previous_objects("alice", "lab") == ([ObjectRef(**HADOOP), ObjectRef(**SPARK)], False)
+    assert _previous_objects("alice", "lab") == ([ObjectRef(**HADOOP), ObjectRef(**SPARK)], History.UNTRUSTED)
 
 
 @pytest.mark.django_db
-def test_after_a_poststop_nothing_is_left_and_no_spawn_at_all_is_not_trusted() -> None:
-    assert _previous_objects("alice", "lab") == ([], False)
+def test_after_a_poststop_nothing_is_left() -> None:
     _record(SpawnRecord.Result.PROVISIONED, [HADOOP])
     _record(SpawnRecord.Result.STOPPED, [HADOOP])
 
-    assert _previous_objects("alice", "lab") == ([], True)
+    assert _previous_objects("alice", "lab") == ([], History.TRUSTED)
+
+
+@pytest.mark.django_db
+def test_a_server_never_spawned_is_told_from_one_whose_records_were_pruned() -> None:
+    assert _previous_objects("alice", "lab") == ([], History.NEVER)
+    _record(SpawnRecord.Result.REFUSED)
+    assert _previous_objects("alice", "lab") == ([], History.NEVER)
+    # Records are pruned by age; the remembered choices stay, and so may the objects.
+    RememberedChoices.objects.create(username="alice", server_name="lab", choices={"profile": "full"})
+
+    assert _previous_objects("alice", "lab") == ([], History.UNTRUSTED)
+
+
+# --- Through the hub API -------------------------------------------------------------------------
+
+
+@pytest.mark.kube
+@pytest.mark.django_db
+def test_a_hub_respawning_the_same_server_makes_no_applies(kube, core_v1, networking, make_namespace, settings) -> None:
+    settings.OPTIONS_PORTAL_HUB_TOKEN = TOKEN
+    notebooks, graphs = make_namespace(), make_namespace()
+    create_graph(core_v1, graphs)
+    offer_namespace(notebooks)
+    make_profile("full", enable_hdfs=True, enable_gaffer=True, enable_spark=True)
+    make_preset("small", default=True)
+    make_hdfs(notebooks, "hdfs")
+    make_graph(graphs, "graph")
+    body = prespawn_body(
+        profile="full",
+        namespace=notebooks,
+        server_name="lab",
+        hdfs=f"{notebooks}:hdfs",
+        gaffer_graph=f"{graphs}:graph",
+        spark_cpu="1",
+    )
+    client = hub_client()
+    lists = cluster_wide_lists_so_far(kube)
+    first = client.post("/prespawn", body, format="json")
+    assert first.status_code == 200, first.content
+    # Never spawned before: nothing of ours to look for in other namespaces.
+    assert cluster_wide_lists_so_far(kube) == lists
+    made = SpawnRecord.objects.get(server_name="lab", result=SpawnRecord.Result.PROVISIONED).cluster_objects
+    refs = [ObjectRef(**item) for item in made]
+    # The Hadoop and Spark configs, the graph's three files copied in, and the Spark driver Service.
+    assert len(refs) == 6
+    versions = {ref: _stored(core_v1, networking, ref).metadata.resource_version for ref in refs}
+    applies = applies_so_far(kube)
+
+    again = client.post("/prespawn", body, format="json")
+
+    assert again.status_code == 200, again.content
+    assert again.json() == first.json()
+    assert applies_so_far(kube) == applies
+    assert {ref: _stored(core_v1, networking, ref).metadata.resource_version for ref in refs} == versions
+    latest = SpawnRecord.objects.filter(server_name="lab").latest("created_at", "id")
+    assert latest.result == SpawnRecord.Result.PROVISIONED and latest.cluster_objects == made
