@@ -8,10 +8,12 @@ from typing import Any
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads, so a worker keeps its core busy with other requests while a /prespawn waits on
-# the apiserver; each thread holds its own database connection (DATABASE_CONN_MAX_AGE).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("WEB_THREADS", "4"))
+# Sync workers: on bench/portal_bench.py (2026-12-02, docs/benchmarks.md) four gthread
+# threads per worker gave /options 412 req/s at 8 clients with p99 300 ms and /prespawn
+# 37 req/s at 32 clients, against 794 req/s, p99 25 ms and 42 req/s with sync workers.
+# GUNICORN_WORKER_CLASS=gthread WEB_THREADS=N for a deployment that measures otherwise.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("WEB_THREADS", "1"))
 # A hub waits on /prespawn; give in-flight requests time to finish on SIGTERM.
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
@@ -38,7 +40,7 @@ def post_worker_init(worker: Any) -> None:
     from spawning.selectors import warm_up
 
     warm_up()
-    # Requests run on the worker's threads, each with a connection of its own.
+    # Requests open their own (with gthread, one per thread); close what the warm-up opened.
     connection.close()
 
 

@@ -165,9 +165,10 @@ KUBE_REQUEST_TIMEOUT = envfloat("KUBE_REQUEST_TIMEOUT", 10.0)
 # The name server-side apply records as the owner of what /prespawn creates.
 KUBE_FIELD_MANAGER = envsecret("KUBE_FIELD_MANAGER") or "options-portal"
 
-# /options: each worker keeps the replies it sent, keyed by everything a reply is drawn from
-# (spawning/reply_cache.py); this bounds the memory they take, per worker.
-OPTIONS_REPLY_CACHE_BYTES = envint("OPTIONS_REPLY_CACHE_BYTES", 16 * 1024 * 1024)
+# /options: each worker keeps the replies it sent, gzipped, keyed by everything a reply is
+# drawn from (spawning/reply_cache.py); this bounds the memory they take, per worker
+# (about 13.5 KB a reply at bench/portal_bench.py's inventory: some 600 users' forms).
+OPTIONS_REPLY_CACHE_BYTES = envint("OPTIONS_REPLY_CACHE_BYTES", 8 * 1024 * 1024)
 # After an inventory change, /options draws the form from the previous snapshot while a
 # background thread builds the new one (about 0.1-0.2 s for a mid-sized inventory), rather
 # than making that request wait. /prespawn always validates against the current inventory.

@@ -137,11 +137,6 @@ def options_document(*, username: str, server_name: str, groups: list[str], defa
     return _REPLIES.put(key, body) if cacheable else CachedReply(body)
 
 
-def gzipped(reply: CachedReply) -> bytes:
-    """The gzip form of a reply from ``options_document``, kept with it."""
-    return _REPLIES.gzipped(reply)
-
-
 def forget_replies() -> None:
     """Drop every kept /options reply (tests that change what a reply is drawn from behind the key's back)."""
     _REPLIES.clear()

@@ -72,11 +72,12 @@ def inventory_snapshot(
     if _is_current(snapshot, generation):
         assert snapshot is not None
         return snapshot
+    # However old the previous snapshot (a worker idle for a while), it is shown only to the
+    # requests that arrive while its successor is being built.
     if (
         previous_while_rebuilding
         and snapshot is not None
         and generation is not None
-        and time.monotonic() - snapshot.built_at < MAX_AGE_SECONDS
         and settings.OPTIONS_PREVIOUS_WHILE_REBUILDING
     ):
         _rebuild_in_background(generation)

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from optionsportal.logs import bind_user
 from spawning import schema  # noqa: F401 - registers the schema extensions (token scheme, overrides)
 from spawning.reply_cache import CachedReply
-from spawning.selectors import gzipped, options_document
+from spawning.selectors import options_document
 from spawning.serializers import (
     ErrorSerializer,
     OptionsInputSerializer,
@@ -67,7 +67,7 @@ class OptionsView(APIView):
 def json_response(reply: CachedReply, request: Request) -> HttpResponse:
     """The reply's bytes as they are, gzipped when the client accepts it (JupyterHub's client does)."""
     if "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", ""):
-        response = HttpResponse(gzipped(reply), content_type="application/json")
+        response = HttpResponse(reply.gzipped, content_type="application/json")
         response["Content-Encoding"] = "gzip"
     else:
         response = HttpResponse(reply.body, content_type="application/json")

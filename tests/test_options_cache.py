@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from django.utils import timezone
 from inventory.models import HdfsInstance, SyncRound
 from spawning import selectors, snapshot
 from spawning.models import RememberedChoices
-from spawning.reply_cache import ReplyCache
+from spawning.reply_cache import CachedReply, ReplyCache
 from tests.hubapi import TOKEN, hub_client, make_hdfs, make_preset, make_profile, make_rule, offer_namespace
 
 BODY = {"username": "alice", "server_name": "", "groups": ["team"], "default_namespace": "team-a"}
@@ -122,19 +123,20 @@ def test_gzip_when_the_client_accepts_it(inventory) -> None:
 
 
 def test_the_cache_keeps_at_most_its_bytes_and_drops_the_least_recently_used() -> None:
-    cache = ReplyCache(max_bytes=250)
-    cache.put("a", b"a" * 100)
-    cache.put("b", b"b" * 100)
+    bodies = {name: os.urandom(100) for name in "abc"}  # incompressible: each entry a little over 100 bytes
+    size = CachedReply(bodies["a"]).size
+    cache = ReplyCache(max_bytes=2 * size + size // 2)
+    cache.put("a", bodies["a"])
+    cache.put("b", bodies["b"])
     assert cache.get("a") is not None  # now b is the least recently used
-    cache.put("c", b"c" * 100)
+    cache.put("c", bodies["c"])
     assert cache.get("b") is None
-    assert cache.get("a") is not None and cache.get("c") is not None
-    assert cache.size == 200
-    entry = cache.get("a")
-    assert entry is not None
-    cache.gzipped(entry)  # counts against the bound, and may push the oldest out
-    assert cache.size <= 250
-    assert cache.put("big", b"x" * 300).body == b"x" * 300
+    kept = cache.get("a")
+    assert kept is not None and kept.body == bodies["a"]
+    assert gzip.decompress(kept.gzipped) == bodies["a"]
+    assert cache.size == 2 * size and len(cache) == 2
+    big = os.urandom(3 * size)
+    assert cache.put("big", big).body == big
     assert cache.get("big") is None
 
 
