@@ -405,6 +405,20 @@ def django_setup(args: argparse.Namespace) -> None:
         )
 
 
+def fill_compute(args: argparse.Namespace) -> None:
+    """Nodes, pods and machine types for /options to show capacity of (or none, with 0,0)."""
+    django_setup(args)
+    from compute_bench import fill_inventory
+
+    from inventory.models import MachineType
+
+    nodes, pods = (int(part) for part in args.compute.split(","))
+    fill_inventory(nodes, pods)
+    if not nodes:
+        MachineType.objects.all().delete()
+    print(f"compute: {nodes} nodes, {pods} pods, {MachineType.objects.count()} machine types")
+
+
 # --- 3. Request bodies ---------------------------------------------------------------------------
 
 
@@ -1077,6 +1091,12 @@ def main() -> None:
         type=Path,
         help="an earlier run's --json: its runs of endpoints not measured now complete the plot",
     )
+    parser.add_argument(
+        "--compute",
+        default="",
+        help="NODES,PODS: first put that many nodes and running pods, and four machine types, into the "
+        "database as the sync writes them (bench/compute_bench.py); 0,0 takes them out again",
+    )
     args = parser.parse_args()
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -1086,6 +1106,8 @@ def main() -> None:
     if not args.skip_fill:
         inventory = fill_cluster(f"{args.kube_dir}/kubeconfig")
         sync_summary = prepare_database(args)
+    if args.compute:
+        fill_compute(args)
     if args.fill_only:
         return
     in_process = measure_in_process(args)

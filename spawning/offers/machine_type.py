@@ -21,6 +21,7 @@ keeps which do) or with a machine type chosen.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -67,24 +68,97 @@ MEMORY_FIELD = "resources_mem"
 # /options reads the nodes' free capacity on every request: at 500 nodes and 20,000
 # pods that read (its GROUP BY over the pod rows) takes 56 to 95 ms (docs/benchmarks.md,
 # "Compute"), against a few ms for the rest of the request. So each process keeps it
-# this long: the form's figures may be up to that old. /prespawn always reads afresh.
+# this long, with the namespaces' quota use read alongside: the form's figures may be up to
+# that old. /prespawn always reads afresh.
 CAPACITY_MAX_AGE_SECONDS = 2.0
 _capacity_lock = threading.Lock()
-_capacity: tuple[float, tuple[NodeCapacity, ...]] | None = None
+_capacity: _CapacityRead | None = None
+
+
+@dataclass(frozen=True)
+class _CapacityRead:
+    """One read of the nodes' capacity and the namespaces' quotas, and what is derived from it."""
+
+    at: float
+    nodes: tuple[NodeCapacity, ...]
+    compute: Mapping[str, NamespaceCompute]
+    # Of what was read: equal digests, equal figures on the form (the reply cache's key).
+    digest: bytes
+    derived: _Derived
+
+
+class _Derived:
+    """What one capacity read gives each machine type, the same for every user: kept with the read.
+
+    Matching 500 nodes against a machine type and finding what fits took about 9 ms a type
+    on every /options (bench/portal_bench.py --compute 500,20000, 2026-12-02); once per
+    capacity read it is shared by every request until the next read.
+    """
+
+    def __init__(self) -> None:
+        self._types: dict[int, tuple[MachineType, MachineTypeCapacity, str, dict[Hashable, bool]]] = {}
+
+    def _of(
+        self, machine_type: MachineType, nodes: Sequence[NodeCapacity]
+    ) -> tuple[MachineType, MachineTypeCapacity, str, dict[Hashable, bool]]:
+        kept = self._types.get(id(machine_type))
+        # The same object, not an equal one: a later snapshot's row may differ under the same pk.
+        if kept is None or kept[0] is not machine_type:
+            capacity = machine_type_capacity(machine_type, nodes)
+            kept = (machine_type, capacity, free_summary(capacity), {})
+            self._types[id(machine_type)] = kept
+        return kept
+
+    def capacity(self, machine_type: MachineType, nodes: Sequence[NodeCapacity]) -> MachineTypeCapacity:
+        return self._of(machine_type, nodes)[1]
+
+    def summary(self, machine_type: MachineType, nodes: Sequence[NodeCapacity]) -> str:
+        return self._of(machine_type, nodes)[2]
+
+    def fits(
+        self,
+        machine_type: MachineType,
+        nodes: Sequence[NodeCapacity],
+        *,
+        cpu: Decimal,
+        mem_mb: int,
+        extended: Mapping[str, int],
+    ) -> bool:
+        _, capacity, _, fits = self._of(machine_type, nodes)
+        key = (cpu, mem_mb, tuple(sorted(extended.items())))
+        if key not in fits:
+            fits[key] = _fits(capacity, machine_type, cpu=cpu, mem_mb=mem_mb, extended=extended)
+        return fits[key]
+
+
+def _derived(nodes: Sequence[NodeCapacity]) -> _Derived:
+    kept = _capacity
+    return kept.derived if kept is not None and kept.nodes is nodes else _Derived()
 
 
 def recent_node_capacities() -> tuple[NodeCapacity, ...]:
-    """The nodes' capacity, at most CAPACITY_MAX_AGE_SECONDS old: two queries when older, else none."""
-    return _recent_capacity()[1]
+    """The nodes' capacity, at most CAPACITY_MAX_AGE_SECONDS old: four queries when older, else none."""
+    return _recent_capacity().nodes
 
 
-def _recent_capacity() -> tuple[float, tuple[NodeCapacity, ...]]:
-    """When the kept capacity was read, and what it is."""
+def _recent_capacity() -> _CapacityRead:
+    """The kept read, or a new one when it is older than CAPACITY_MAX_AGE_SECONDS.
+
+    A new read whose figures equal the kept one's keeps the kept objects, so what was
+    derived from them, and the replies kept under their digest, stay valid.
+    """
     global _capacity
     kept = _capacity
-    if kept is not None and time.monotonic() - kept[0] < CAPACITY_MAX_AGE_SECONDS:
+    now = time.monotonic()
+    if kept is not None and now - kept.at < CAPACITY_MAX_AGE_SECONDS:
         return kept
-    fresh = (time.monotonic(), node_capacities())
+    nodes = node_capacities()
+    compute = namespace_compute()
+    digest = hashlib.blake2b(repr((nodes, sorted(compute.items()))).encode(), digest_size=16).digest()
+    if kept is not None and kept.digest == digest:
+        fresh = _CapacityRead(at=now, nodes=kept.nodes, compute=kept.compute, digest=digest, derived=kept.derived)
+    else:
+        fresh = _CapacityRead(at=now, nodes=nodes, compute=compute, digest=digest, derived=_Derived())
     with _capacity_lock:
         _capacity = fresh
     return fresh
@@ -367,7 +441,8 @@ def machine_type_item(
     presets: Iterable[Any],
     ceiling: int | None,
 ) -> MachineTypeItem:
-    capacity = machine_type_capacity(machine_type, nodes)
+    derived = _derived(nodes)
+    capacity = derived.capacity(machine_type, nodes)
     smallest = _smallest_counts(machine_type, ceiling)
     low_cpu, low_mem = bounds["cpu"].min, int(bounds["mem"].min)
     extended = tuple(
@@ -378,8 +453,8 @@ def machine_type_item(
             counts=tuple(
                 CountItem(
                     count=count,
-                    fits_now=_fits(
-                        capacity, machine_type, cpu=low_cpu, mem_mb=low_mem, extended={**smallest, name: count}
+                    fits_now=derived.fits(
+                        machine_type, nodes, cpu=low_cpu, mem_mb=low_mem, extended={**smallest, name: count}
                     ),
                 )
                 for count in allowed_counts(machine_type, name, ceiling)
@@ -393,7 +468,7 @@ def machine_type_item(
         preset.slug
         for preset in presets
         if preset_fits(preset, bounds)
-        and not _fits(capacity, machine_type, cpu=Decimal(preset.cpu), mem_mb=int(preset.mem), extended=smallest)
+        and not derived.fits(machine_type, nodes, cpu=Decimal(preset.cpu), mem_mb=int(preset.mem), extended=smallest)
     )
     return MachineTypeItem(
         id=machine_type.slug,
@@ -407,7 +482,7 @@ def machine_type_item(
         guarantee=guarantee_text(machine_type),
         extended=extended,
         nodes=len(capacity.nodes),
-        free_summary=free_summary(capacity),
+        free_summary=derived.summary(machine_type, nodes),
         presets_not_schedulable=not_schedulable,
     )
 
@@ -482,7 +557,7 @@ class MachineTypeKind(OfferedKind):
         # as long as the capacity it showed (CAPACITY_MAX_AGE_SECONDS), its quota figures
         # read in the same request.
         loaded: MachineTypes = snapshot.kinds[self.name]
-        return _recent_capacity()[0] if loaded.types else None
+        return _recent_capacity().digest if loaded.types else None
 
     def offer(self, ctx: OfferContext) -> None:
         from spawning.offers.namespace import allowed_namespaces
@@ -501,7 +576,8 @@ class MachineTypeKind(OfferedKind):
         if not usable:
             return
         # Nodes and pods change without changing the generation: read apart from the snapshot.
-        nodes = recent_node_capacities()
+        read = _recent_capacity()
+        nodes = read.nodes
         profiles = ctx.snapshot.kinds["profile"].by_slug
         offered_profiles = [profiles[item.slug] for item in ctx.offered.get("profiles") or () if item.slug in profiles]
         presets = [preset for preset, _ in ctx.snapshot.kinds["resources"]]
@@ -519,9 +595,10 @@ class MachineTypeKind(OfferedKind):
         ]
         limited = sorted({n.name for n in allowed_namespaces(ctx.snapshot, ctx.access)} & loaded.limited_namespaces)
         if limited:
-            computed = namespace_compute(limited)
             ctx.offered["namespace_quotas"] = [
-                item for name in limited if name in computed and (item := quota_item(name, computed[name])) is not None
+                item
+                for name in limited
+                if name in read.compute and (item := quota_item(name, read.compute[name])) is not None
             ]
 
     def offered_values(self, ctx: OfferContext, selected: Mapping[str, str]) -> dict[str, set[str]]:
