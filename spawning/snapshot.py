@@ -118,7 +118,7 @@ def _rebuild(generation: tuple[int, uuid.UUID]) -> None:
     try:
         _keep(build_snapshot(generation))
     except Exception:
-        # The next request tries again, or builds it itself once the previous one is too old.
+        # The next request that finds the snapshot behind its generation starts another.
         logger.exception("rebuilding the inventory snapshot failed")
     finally:
         connection.close()
@@ -127,7 +127,7 @@ def _rebuild(generation: tuple[int, uuid.UUID]) -> None:
 
 
 def wait_for_rebuild(timeout: float = 10.0) -> None:
-    """Block until no background rebuild is running (tests, and the worker's warm-up)."""
+    """Block until no background rebuild is running (for tests)."""
     deadline = time.monotonic() + timeout
     while _rebuilding and time.monotonic() < deadline:
         time.sleep(0.005)

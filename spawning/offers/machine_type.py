@@ -80,7 +80,6 @@ class _CapacityRead:
     """One read of the nodes' capacity and the namespaces' quotas, and what is derived from it."""
 
     at: float
-    nodes: tuple[NodeCapacity, ...]
     compute: Mapping[str, NamespaceCompute]
     # Of what was read: equal digests, equal figures on the form (the reply cache's key).
     digest: bytes
@@ -95,50 +94,31 @@ class _Derived:
     capacity read it is shared by every request until the next read.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nodes: Sequence[NodeCapacity]) -> None:
+        self.nodes = nodes
         self._types: dict[int, tuple[MachineType, MachineTypeCapacity, str, dict[Hashable, bool]]] = {}
 
-    def _of(
-        self, machine_type: MachineType, nodes: Sequence[NodeCapacity]
-    ) -> tuple[MachineType, MachineTypeCapacity, str, dict[Hashable, bool]]:
+    def _of(self, machine_type: MachineType) -> tuple[MachineType, MachineTypeCapacity, str, dict[Hashable, bool]]:
         kept = self._types.get(id(machine_type))
         # The same object, not an equal one: a later snapshot's row may differ under the same pk.
         if kept is None or kept[0] is not machine_type:
-            capacity = machine_type_capacity(machine_type, nodes)
+            capacity = machine_type_capacity(machine_type, self.nodes)
             kept = (machine_type, capacity, free_summary(capacity), {})
             self._types[id(machine_type)] = kept
         return kept
 
-    def capacity(self, machine_type: MachineType, nodes: Sequence[NodeCapacity]) -> MachineTypeCapacity:
-        return self._of(machine_type, nodes)[1]
+    def capacity(self, machine_type: MachineType) -> MachineTypeCapacity:
+        return self._of(machine_type)[1]
 
-    def summary(self, machine_type: MachineType, nodes: Sequence[NodeCapacity]) -> str:
-        return self._of(machine_type, nodes)[2]
+    def summary(self, machine_type: MachineType) -> str:
+        return self._of(machine_type)[2]
 
-    def fits(
-        self,
-        machine_type: MachineType,
-        nodes: Sequence[NodeCapacity],
-        *,
-        cpu: Decimal,
-        mem_mb: int,
-        extended: Mapping[str, int],
-    ) -> bool:
-        _, capacity, _, fits = self._of(machine_type, nodes)
+    def fits(self, machine_type: MachineType, *, cpu: Decimal, mem_mb: int, extended: Mapping[str, int]) -> bool:
+        _, capacity, _, fits = self._of(machine_type)
         key = (cpu, mem_mb, tuple(sorted(extended.items())))
         if key not in fits:
             fits[key] = _fits(capacity, machine_type, cpu=cpu, mem_mb=mem_mb, extended=extended)
         return fits[key]
-
-
-def _derived(nodes: Sequence[NodeCapacity]) -> _Derived:
-    kept = _capacity
-    return kept.derived if kept is not None and kept.nodes is nodes else _Derived()
-
-
-def recent_node_capacities() -> tuple[NodeCapacity, ...]:
-    """The nodes' capacity, at most CAPACITY_MAX_AGE_SECONDS old: four queries when older, else none."""
-    return _recent_capacity().nodes
 
 
 def _recent_capacity() -> _CapacityRead:
@@ -156,9 +136,9 @@ def _recent_capacity() -> _CapacityRead:
     compute = namespace_compute()
     digest = hashlib.blake2b(repr((nodes, sorted(compute.items()))).encode(), digest_size=16).digest()
     if kept is not None and kept.digest == digest:
-        fresh = _CapacityRead(at=now, nodes=kept.nodes, compute=kept.compute, digest=digest, derived=kept.derived)
+        fresh = _CapacityRead(at=now, compute=kept.compute, digest=digest, derived=kept.derived)
     else:
-        fresh = _CapacityRead(at=now, nodes=nodes, compute=compute, digest=digest, derived=_Derived())
+        fresh = _CapacityRead(at=now, compute=compute, digest=digest, derived=_Derived(nodes))
     with _capacity_lock:
         _capacity = fresh
     return fresh
@@ -436,13 +416,12 @@ def machine_type_item(
     machine_type: MachineType,
     *,
     bounds: Mapping[str, Bound],
-    nodes: Sequence[NodeCapacity],
+    derived: _Derived,
     profiles: tuple[str, ...],
     presets: Iterable[Any],
     ceiling: int | None,
 ) -> MachineTypeItem:
-    derived = _derived(nodes)
-    capacity = derived.capacity(machine_type, nodes)
+    capacity = derived.capacity(machine_type)
     smallest = _smallest_counts(machine_type, ceiling)
     low_cpu, low_mem = bounds["cpu"].min, int(bounds["mem"].min)
     extended = tuple(
@@ -454,7 +433,7 @@ def machine_type_item(
                 CountItem(
                     count=count,
                     fits_now=derived.fits(
-                        machine_type, nodes, cpu=low_cpu, mem_mb=low_mem, extended={**smallest, name: count}
+                        machine_type, cpu=low_cpu, mem_mb=low_mem, extended={**smallest, name: count}
                     ),
                 )
                 for count in allowed_counts(machine_type, name, ceiling)
@@ -468,7 +447,7 @@ def machine_type_item(
         preset.slug
         for preset in presets
         if preset_fits(preset, bounds)
-        and not derived.fits(machine_type, nodes, cpu=Decimal(preset.cpu), mem_mb=int(preset.mem), extended=smallest)
+        and not derived.fits(machine_type, cpu=Decimal(preset.cpu), mem_mb=int(preset.mem), extended=smallest)
     )
     return MachineTypeItem(
         id=machine_type.slug,
@@ -482,7 +461,7 @@ def machine_type_item(
         guarantee=guarantee_text(machine_type),
         extended=extended,
         nodes=len(capacity.nodes),
-        free_summary=derived.summary(machine_type, nodes),
+        free_summary=derived.summary(machine_type),
         presets_not_schedulable=not_schedulable,
     )
 
@@ -577,7 +556,6 @@ class MachineTypeKind(OfferedKind):
             return
         # Nodes and pods change without changing the generation: read apart from the snapshot.
         read = _recent_capacity()
-        nodes = read.nodes
         profiles = ctx.snapshot.kinds["profile"].by_slug
         offered_profiles = [profiles[item.slug] for item in ctx.offered.get("profiles") or () if item.slug in profiles]
         presets = [preset for preset, _ in ctx.snapshot.kinds["resources"]]
@@ -586,7 +564,7 @@ class MachineTypeKind(OfferedKind):
             machine_type_item(
                 machine_type,
                 bounds=bounds,
-                nodes=nodes,
+                derived=read.derived,
                 profiles=tuple(p.slug for p in offered_profiles if runs_profile(loaded, p, machine_type)),
                 presets=presets,
                 ceiling=ceiling,
